@@ -1,0 +1,1 @@
+//! Data channel: AEAD and CBC+HMAC, replay window, compression framing, ping/OCC.

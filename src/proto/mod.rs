@@ -1,0 +1,9 @@
+//! The sans-IO protocol core.
+//!
+//! Nothing here reads a clock, opens a socket, spawns, sleeps or touches the filesystem: time is
+//! always an argument (`now`), randomness comes from an injected source.
+
+pub mod data;
+pub mod keys;
+pub mod reliable;
+pub mod wire;

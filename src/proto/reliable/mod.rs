@@ -1,0 +1,1 @@
+//! Control-channel reliability layer (ARQ).
