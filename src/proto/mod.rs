@@ -6,4 +6,5 @@
 pub mod data;
 pub mod keys;
 pub mod reliable;
+pub mod replay;
 pub mod wire;
