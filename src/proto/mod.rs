@@ -3,8 +3,11 @@
 //! Nothing here reads a clock, opens a socket, spawns, sleeps or touches the filesystem: time is
 //! always an argument (`now`), randomness comes from an injected source.
 
+pub mod client;
 pub mod data;
 pub mod keys;
 pub mod reliable;
 pub mod replay;
+pub mod handshake;
+pub mod tls;
 pub mod wire;

@@ -1,1 +1,9 @@
-//! The async shell.
+//! The async shell (tokio): owns sockets, the TUN device and the clock, and drives the sans-IO
+//! core. `clock` is the only module that reads the time.
+
+pub mod client_driver;
+pub mod clock;
+pub mod credentials;
+pub mod netcfg;
+pub mod rng;
+pub mod transport;

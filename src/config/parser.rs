@@ -1,0 +1,1879 @@
+//! The `.ovpn` parser: directives in, [`Profile`] out. Pure except for reading the files the
+//! profile refers to, which goes through a [`FileLoader`].
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::lexer::{RawDirective, split_directives};
+use super::material;
+use super::profile::*;
+use crate::proto::keys::{Cipher, Digest, KeyDirection};
+
+/// Reads the files a profile refers to (`ca`, `tls-crypt`, `auth-user-pass`, ...).
+pub trait FileLoader {
+    /// Reads `path` as written in the profile (relative paths are the loader's business).
+    fn load(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// How to show `path` in messages (e.g. resolved against the profile's directory).
+    fn display_path(&self, path: &Path) -> PathBuf {
+        path.to_owned()
+    }
+}
+
+/// A [`FileLoader`] on the file system; relative paths are resolved against `base_dir` (the
+/// profile's directory).
+#[derive(Clone, Debug)]
+pub struct FsLoader {
+    /// Directory that relative paths are resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl FsLoader {
+    /// A loader resolving relative paths against `base_dir`.
+    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            base_dir: base_dir.into(),
+        }
+    }
+
+    /// A loader for the profile at `profile_path` (relative paths resolve against its directory).
+    pub fn for_profile(profile_path: &Path) -> Self {
+        Self::new(
+            profile_path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// `path` made absolute against `base_dir` when it is relative.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+impl FileLoader for FsLoader {
+    fn load(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(self.resolve(path))
+    }
+
+    fn display_path(&self, path: &Path) -> PathBuf {
+        self.resolve(path)
+    }
+}
+
+/// Why a profile could not be used. Every variant names the file; directive errors also name the
+/// line and the directive.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// The profile file itself could not be read.
+    #[error("{}: cannot read the profile: {source}", path.display())]
+    Read {
+        /// The profile path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A line could not be split into tokens (quotes, backslashes, unclosed blocks).
+    #[error("{}:{line}: {message}", file.display())]
+    Syntax {
+        /// The profile.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A directive is wrong, unsupported or unsafe.
+    #[error("{}:{line}: '{directive}': {message}", file.display())]
+    Directive {
+        /// The profile.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The directive name.
+        directive: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The profile as a whole lacks something (no `remote`, no `ca`, not a client profile...).
+    #[error("{}: {message}", file.display())]
+    Incomplete {
+        /// The profile.
+        file: PathBuf,
+        /// What is missing.
+        message: String,
+    },
+}
+
+impl ProfileError {
+    /// The 1-based line the error is about, if it is about one line.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Self::Syntax { line, .. } | Self::Directive { line, .. } => Some(*line),
+            Self::Read { .. } | Self::Incomplete { .. } => None,
+        }
+    }
+
+    /// The directive the error is about, if any.
+    pub fn directive(&self) -> Option<&str> {
+        match self {
+            Self::Directive { directive, .. } => Some(directive),
+            _ => None,
+        }
+    }
+}
+
+/// Reads and parses the profile at `path`; referenced files are read relative to its directory.
+pub fn load_profile(path: &Path) -> Result<Profile, ProfileError> {
+    let bytes = std::fs::read(path).map_err(|source| ProfileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..valid]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            return Err(ProfileError::Syntax {
+                file: path.to_owned(),
+                line,
+                message: "the profile is not valid UTF-8".to_owned(),
+            });
+        }
+    };
+    parse_profile(&text, path, &FsLoader::for_profile(path))
+}
+
+/// Parses profile `text`. `source` names the profile in messages (and in [`Profile::source`]);
+/// files it refers to are read through `loader`.
+pub fn parse_profile(
+    text: &str,
+    source: &Path,
+    loader: &dyn FileLoader,
+) -> Result<Profile, ProfileError> {
+    let directives = split_directives(text, 1).map_err(|e| ProfileError::Syntax {
+        file: source.to_owned(),
+        line: e.line,
+        message: e.message,
+    })?;
+    let mut p = Parser::new(source, loader);
+    p.prescan(&directives);
+    for d in &directives {
+        p.directive(d, None)?;
+    }
+    p.finish()
+}
+
+/// Directives that may be given as an inline `<name>` block.
+const INLINE_OK: &[&str] = &[
+    "ca",
+    "cert",
+    "key",
+    "extra-certs",
+    "tls-auth",
+    "tls-crypt",
+    "tls-crypt-v2",
+    "crl-verify",
+    "peer-fingerprint",
+    "auth-user-pass",
+    "connection",
+    "pkcs12",
+    "secret",
+    "dh",
+    "http-proxy-user-pass",
+    "tls-crypt-v2-verify",
+];
+
+/// Default `remote` port.
+const DEFAULT_PORT: u16 = 1194;
+
+/// A file argument: a path or the text of an inline block.
+#[derive(Clone, Debug)]
+enum Source {
+    Path(String),
+    Inline(String),
+}
+
+/// Where a file argument was given.
+#[derive(Clone, Debug)]
+struct FileArg {
+    line: usize,
+    directive: String,
+    source: Source,
+}
+
+/// The per-connection settings (OpenVPN's `connection_entry`) that a `Remote` is built from.
+#[derive(Clone, Copy, Debug)]
+struct ConnDefaults {
+    proto: Proto,
+    port: u16,
+}
+
+/// A `remote` line before defaults are applied.
+#[derive(Clone, Debug)]
+struct RemoteLine {
+    host: String,
+    port: Option<u16>,
+    proto: Option<Proto>,
+}
+
+/// The `<connection>` block being parsed.
+#[derive(Debug)]
+struct ConnBlock {
+    ce: ConnDefaults,
+    remote: Option<RemoteLine>,
+}
+
+/// Which control-channel wrap a directive configures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WrapKind {
+    Auth,
+    Crypt,
+    CryptV2,
+}
+
+impl WrapKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "tls-auth",
+            Self::Crypt => "tls-crypt",
+            Self::CryptV2 => "tls-crypt-v2",
+        }
+    }
+}
+
+/// One directive being handled: a view over a [`RawDirective`] (or a `setenv opt` sub-directive).
+#[derive(Clone, Copy)]
+struct Dir<'a> {
+    line: usize,
+    name: &'a str,
+    args: &'a [String],
+    inline: Option<&'a str>,
+}
+
+struct Parser<'a> {
+    file: PathBuf,
+    loader: &'a dyn FileLoader,
+    /// Inline blocks by name (last one wins), for `[inline]` file arguments.
+    blocks: HashMap<String, String>,
+    /// `ignore-unknown-option` names.
+    ignore_unknown: HashSet<String>,
+    profile: Profile,
+    ce: ConnDefaults,
+    global_remotes: Vec<(usize, RemoteLine)>,
+    connections: Vec<Remote>,
+    client: bool,
+    tls_client: bool,
+    ca: Option<FileArg>,
+    cert: Option<FileArg>,
+    key: Option<FileArg>,
+    extra_certs: Option<FileArg>,
+    crl: Option<FileArg>,
+    wraps: Vec<(WrapKind, FileArg)>,
+    key_direction: KeyDirection,
+    auth_user_pass: Option<(usize, Option<FileArg>)>,
+    cipher: Option<(usize, Cipher)>,
+    data_ciphers_set: bool,
+    fallback_set: bool,
+    keepalive_line: Option<usize>,
+    ping_line: Option<(usize, &'static str)>,
+    dev: Option<(usize, String)>,
+    dev_type: Option<(usize, String)>,
+    push_peer_info: bool,
+    user_vars: Vec<(String, String)>,
+}
+
+type Res<T> = Result<T, ProfileError>;
+
+impl<'a> Parser<'a> {
+    fn new(source: &Path, loader: &'a dyn FileLoader) -> Self {
+        Self {
+            file: source.to_owned(),
+            loader,
+            blocks: HashMap::new(),
+            ignore_unknown: HashSet::new(),
+            profile: default_profile(source),
+            ce: ConnDefaults {
+                proto: Proto::Udp,
+                port: DEFAULT_PORT,
+            },
+            global_remotes: Vec::new(),
+            connections: Vec::new(),
+            client: false,
+            tls_client: false,
+            ca: None,
+            cert: None,
+            key: None,
+            extra_certs: None,
+            crl: None,
+            wraps: Vec::new(),
+            key_direction: KeyDirection::Bidirectional,
+            auth_user_pass: None,
+            cipher: None,
+            data_ciphers_set: false,
+            fallback_set: false,
+            keepalive_line: None,
+            ping_line: None,
+            dev: None,
+            dev_type: None,
+            push_peer_info: false,
+            user_vars: Vec::new(),
+        }
+    }
+
+    /// Collects inline blocks (for `[inline]`) and `ignore-unknown-option` lists.
+    fn prescan(&mut self, directives: &[RawDirective]) {
+        for d in directives {
+            if let Some(body) = &d.inline {
+                self.blocks.insert(d.name.clone(), body.clone());
+            }
+            if d.name == "ignore-unknown-option" {
+                self.ignore_unknown.extend(d.args.iter().cloned());
+            }
+        }
+    }
+
+    fn err(&self, d: Dir<'_>, message: impl Into<String>) -> ProfileError {
+        ProfileError::Directive {
+            file: self.file.clone(),
+            line: d.line,
+            directive: d.name.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn warn(&mut self, d: Dir<'_>, message: impl Into<String>) {
+        self.profile.warnings.push(Warning {
+            file: self.file.clone(),
+            line: d.line,
+            directive: d.name.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn incomplete(&self, message: impl Into<String>) -> ProfileError {
+        ProfileError::Incomplete {
+            file: self.file.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Checks the argument count (blocks count as one argument).
+    fn nargs(&self, d: Dir<'_>, min: usize, max: usize) -> Res<()> {
+        let n = d.args.len() + usize::from(d.inline.is_some());
+        if n < min {
+            return Err(self.err(
+                d,
+                if min == max {
+                    format!("needs {min} argument(s), got {n}")
+                } else {
+                    format!("needs at least {min} argument(s), got {n}")
+                },
+            ));
+        }
+        if n > max {
+            return Err(self.err(
+                d,
+                match max {
+                    0 => format!("takes no arguments, got {n}"),
+                    _ => format!("takes at most {max} argument(s), got {n}"),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    fn no_inline(&self, d: Dir<'_>) -> Res<()> {
+        if d.inline.is_some() {
+            return Err(self.err(d, "cannot be given as an inline <block>"));
+        }
+        Ok(())
+    }
+
+    fn number<T: FromStr>(&self, d: Dir<'_>, what: &str, s: &str) -> Res<T> {
+        s.parse()
+            .map_err(|_| self.err(d, format!("{what} '{s}' is not a number")))
+    }
+
+    fn seconds(&self, d: Dir<'_>, s: &str) -> Res<Duration> {
+        Ok(Duration::from_secs(self.number(d, "value", s)?))
+    }
+
+    fn port(&self, d: Dir<'_>, s: &str) -> Res<u16> {
+        let n: u32 = self.number(d, "port", s)?;
+        match u16::try_from(n) {
+            Ok(p) if p != 0 => Ok(p),
+            _ => Err(self.err(d, format!("port '{s}' is out of range (1-65535)"))),
+        }
+    }
+
+    fn proto(&self, d: Dir<'_>, s: &str) -> Res<Proto> {
+        Ok(match s {
+            "udp" => Proto::Udp,
+            "udp4" => Proto::Udp4,
+            "udp6" => Proto::Udp6,
+            "tcp" | "tcp-client" => Proto::Tcp,
+            "tcp4" | "tcp4-client" => Proto::Tcp4,
+            "tcp6" | "tcp6-client" => Proto::Tcp6,
+            "tcp-server" | "tcp4-server" | "tcp6-server" => {
+                return Err(self.err(d, format!("'{s}' is for servers; this is a client")));
+            }
+            _ => {
+                return Err(self.err(
+                    d,
+                    format!(
+                        "unknown protocol '{s}' (expected udp, udp4, udp6, tcp, tcp4, tcp6 or \
+                         tcp-client, tcp4-client, tcp6-client)"
+                    ),
+                ));
+            }
+        })
+    }
+
+    /// The file argument of `ca`, `cert`, ...: the block text, a path, or `[inline]`.
+    fn file_arg(&self, d: Dir<'_>) -> Res<FileArg> {
+        let source = match (d.inline, d.args.first()) {
+            (Some(body), _) => Source::Inline(body.to_owned()),
+            (None, Some(a)) if a == "[inline]" => match self.blocks.get(d.name) {
+                Some(body) => Source::Inline(body.clone()),
+                None => {
+                    return Err(self.err(
+                        d,
+                        format!(
+                            "'[inline]' given but the profile has no <{0}> block",
+                            d.name
+                        ),
+                    ));
+                }
+            },
+            (None, Some(a)) if a.is_empty() => return Err(self.err(d, "empty file name")),
+            (None, Some(a)) => Source::Path(a.clone()),
+            (None, None) => return Err(self.err(d, "needs a file name or an inline block")),
+        };
+        Ok(FileArg {
+            line: d.line,
+            directive: d.name.to_owned(),
+            source,
+        })
+    }
+
+    /// Reads a file argument's bytes.
+    fn load(&self, f: &FileArg) -> Res<Vec<u8>> {
+        match &f.source {
+            Source::Inline(body) => Ok(body.as_bytes().to_vec()),
+            Source::Path(p) => self.loader.load(Path::new(p)).map_err(|e| {
+                self.file_err(
+                    f,
+                    format!(
+                        "cannot read '{}': {e}",
+                        self.loader.display_path(Path::new(p)).display()
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn file_err(&self, f: &FileArg, message: impl Into<String>) -> ProfileError {
+        ProfileError::Directive {
+            file: self.file.clone(),
+            line: f.line,
+            directive: f.directive.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Names the source of a file argument in messages.
+    fn describe(f: &FileArg) -> String {
+        match &f.source {
+            Source::Path(p) => format!("'{p}'"),
+            Source::Inline(_) => format!("the inline <{}> block", f.directive),
+        }
+    }
+
+    /// Handles one directive. `conn` is the `<connection>` block being read, if any.
+    fn directive(&mut self, raw: &RawDirective, conn: Option<&mut ConnBlock>) -> Res<()> {
+        let d = Dir {
+            line: raw.line,
+            name: &raw.name,
+            args: &raw.args,
+            inline: raw.inline.as_deref(),
+        };
+        if d.name == "setenv" && d.args.first().is_some_and(|a| a == "opt") {
+            // `setenv opt X ...`: X is optional; if it is unknown or wrong, warn and go on.
+            let Some(name) = d.args.get(1) else {
+                return Err(self.err(d, "'setenv opt' needs a directive after it"));
+            };
+            let sub = Dir {
+                line: d.line,
+                name,
+                args: &d.args[2..],
+                inline: None,
+            };
+            let before = self.profile.warnings.len();
+            match self.handle(sub, conn) {
+                Ok(Handled::Yes) => {}
+                Ok(Handled::Unknown) => {
+                    self.profile.warnings.truncate(before);
+                    self.warn(
+                        sub,
+                        "unknown directive marked optional by 'setenv opt', ignored",
+                    );
+                }
+                Err(e) => {
+                    self.profile.warnings.truncate(before);
+                    self.warn(sub, format!("ignored (optional via 'setenv opt'): {e}"));
+                }
+            }
+            return Ok(());
+        }
+        match self.handle(d, conn)? {
+            Handled::Yes => Ok(()),
+            Handled::Unknown => {
+                if d.name.starts_with('<') || d.name.starts_with("</") {
+                    return Err(self.err(d, "unexpected tag"));
+                }
+                if !self.ignore_unknown.contains(d.name) {
+                    self.warn(d, "unknown directive, ignored");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Dispatches one directive. Returns `Unknown` for directives this parser does not know.
+    fn handle(&mut self, d: Dir<'_>, conn: Option<&mut ConnBlock>) -> Res<Handled> {
+        if d.inline.is_some() && !INLINE_OK.contains(&d.name) {
+            if !self.is_known(d.name) {
+                return Ok(Handled::Unknown);
+            }
+            return Err(self.err(d, "cannot be given as an inline <block>"));
+        }
+        if let Some(block) = conn {
+            return self.handle_in_connection(d, block);
+        }
+        let a = d.args;
+        match d.name {
+            // --- mode -------------------------------------------------------------------------
+            "client" => {
+                self.nargs(d, 0, 0)?;
+                self.client = true;
+                self.tls_client = true;
+                self.profile.pull = true;
+            }
+            "pull" => {
+                self.nargs(d, 0, 0)?;
+                self.profile.pull = true;
+            }
+            "tls-client" => {
+                self.nargs(d, 0, 0)?;
+                self.tls_client = true;
+            }
+            "tls-server" | "server" | "server-bridge" | "server-ipv6" => {
+                return Err(self.err(d, "this is a server configuration, not a client profile"));
+            }
+            "mode" => {
+                self.nargs(d, 1, 1)?;
+                match a[0].as_str() {
+                    "p2p" => {}
+                    "server" => {
+                        return Err(
+                            self.err(d, "this is a server configuration, not a client profile")
+                        );
+                    }
+                    m => return Err(self.err(d, format!("unknown mode '{m}'"))),
+                }
+            }
+            "secret" => {
+                return Err(self.err(
+                    d,
+                    "static-key mode is not supported; use a TLS client profile (client, ca, \
+                     cert, key)",
+                ));
+            }
+            "dev" => {
+                self.nargs(d, 1, 1)?;
+                self.no_inline(d)?;
+                self.dev = Some((d.line, a[0].clone()));
+            }
+            "dev-type" => {
+                self.nargs(d, 1, 1)?;
+                match a[0].as_str() {
+                    "tun" => {}
+                    "tap" => return Err(self.err(d, "dev tap is not supported")),
+                    t => {
+                        return Err(self.err(d, format!("unknown device type '{t}' (tun or tap)")));
+                    }
+                }
+                self.dev_type = Some((d.line, a[0].clone()));
+            }
+            "dev-node" => {
+                self.nargs(d, 1, 1)?;
+                self.warn(d, "ignored: the device is created by ferrovpn");
+            }
+            "topology" => {
+                self.nargs(d, 1, 1)?;
+            }
+
+            // --- remotes ----------------------------------------------------------------------
+            "remote" => {
+                let r = self.remote(d)?;
+                self.global_remotes.push((d.line, r));
+            }
+            "port" | "rport" => {
+                self.nargs(d, 1, 1)?;
+                self.ce.port = self.port(d, &a[0])?;
+            }
+            "proto" => {
+                self.nargs(d, 1, 1)?;
+                self.ce.proto = self.proto(d, &a[0])?;
+            }
+            "connection" => {
+                let Some(body) = d.inline else {
+                    return Err(
+                        self.err(d, "must be an inline <connection> ... </connection> block")
+                    );
+                };
+                self.connection(d, body)?;
+            }
+            "remote-random" => {
+                self.nargs(d, 0, 0)?;
+                self.profile.remote_random = true;
+            }
+            "remote-random-hostname" => {
+                self.nargs(d, 0, 0)?;
+                self.warn(d, "not supported, host names are used as written");
+            }
+            "resolv-retry" => self.nargs(d, 1, 1)?,
+            "nobind"
+            | "float"
+            | "persist-key"
+            | "persist-tun"
+            | "persist-remote-ip"
+            | "persist-local-ip"
+            | "mute-replay-warnings"
+            | "fast-io"
+            | "tun-ipv6"
+            | "ping-timer-rem"
+            | "auth-nocache"
+            | "push-peer-info"
+            | "route-nopull"
+            | "block-ipv6"
+            | "remote-random-ip"
+            | "ifconfig-nowarn"
+            | "suppress-timestamps"
+            | "allow-pull-fqdn"
+            | "single-session"
+            | "tls-exit"
+            | "machine-readable-output" => {
+                self.nargs(d, 0, 0)?;
+                match d.name {
+                    "auth-nocache" => self.profile.auth_nocache = true,
+                    "push-peer-info" => self.push_peer_info = true,
+                    "route-nopull" => self.profile.route_nopull = true,
+                    "block-ipv6" => self.profile.block_ipv6 = true,
+                    _ => {}
+                }
+            }
+            "lport" | "bind" | "local" => {
+                self.nargs(d, 0, 2)?;
+                self.warn(
+                    d,
+                    "ignored: the local address and port are chosen by the system",
+                );
+            }
+            "http-proxy" | "socks-proxy" => {
+                return Err(self.err(
+                    d,
+                    "connecting through a proxy is not supported yet; without it the server \
+                     cannot be reached",
+                ));
+            }
+            "http-proxy-option"
+            | "http-proxy-user-pass"
+            | "http-proxy-retry"
+            | "http-proxy-timeout"
+            | "socks-proxy-retry" => {
+                self.warn(d, "ignored (proxies are not supported yet)");
+            }
+
+            // --- TLS material -----------------------------------------------------------------
+            "ca" | "cert" | "key" | "extra-certs" => {
+                self.nargs(d, 1, 1)?;
+                let f = self.file_arg(d)?;
+                match d.name {
+                    "ca" => self.ca = Some(f),
+                    "cert" => self.cert = Some(f),
+                    "key" => self.key = Some(f),
+                    _ => self.extra_certs = Some(f),
+                }
+            }
+            "crl-verify" => {
+                self.nargs(d, 1, 2)?;
+                if a.get(1).is_some_and(|x| x == "dir") {
+                    return Err(self.err(
+                        d,
+                        "'crl-verify DIR dir' is not supported; give a CRL file (PEM or DER)",
+                    ));
+                }
+                if let Some(x) = a.get(1) {
+                    return Err(self.err(d, format!("unknown flag '{x}' (only 'dir' exists)")));
+                }
+                self.crl = Some(self.file_arg(d)?);
+            }
+            "pkcs12" => {
+                let f = a.first().map_or("FILE.p12", String::as_str);
+                return Err(self.err(
+                    d,
+                    format!(
+                        "pkcs12 is not supported yet; convert it with 'openssl pkcs12 -in {f} \
+                         -out client.pem -nodes' and use ca/cert/key"
+                    ),
+                ));
+            }
+            "pkcs11-providers"
+            | "pkcs11-id"
+            | "cryptoapicert"
+            | "management-external-key"
+            | "management-external-cert" => {
+                return Err(self.err(
+                    d,
+                    "external keys (PKCS#11, CryptoAPI, management) are not \
+                                        supported; use cert and key files",
+                ));
+            }
+            "askpass" => {
+                return Err(self.err(
+                    d,
+                    "encrypted private keys are not supported yet; decrypt \
+                                        the key with 'openssl pkey'",
+                ));
+            }
+            "remote-cert-tls" => {
+                self.nargs(d, 1, 1)?;
+                self.profile.tls.remote_cert_tls = Some(self.cert_role(d, &a[0])?);
+            }
+            "ns-cert-type" => {
+                self.nargs(d, 1, 1)?;
+                self.profile.tls.remote_cert_tls = Some(self.cert_role(d, &a[0])?);
+                self.warn(
+                    d,
+                    format!(
+                        "deprecated (removed in OpenVPN 2.5); treated as 'remote-cert-tls {}'",
+                        a[0]
+                    ),
+                );
+            }
+            "remote-cert-eku" => {
+                self.nargs(d, 1, 1)?;
+                let role = match a[0].as_str() {
+                    "TLS Web Server Authentication" | "serverAuth" | "1.3.6.1.5.5.7.3.1" => {
+                        CertRole::Server
+                    }
+                    "TLS Web Client Authentication" | "clientAuth" | "1.3.6.1.5.5.7.3.2" => {
+                        CertRole::Client
+                    }
+                    other => {
+                        return Err(self.err(
+                            d,
+                            format!(
+                                "extended key usage '{other}' cannot be checked; only server \
+                                 and client authentication are supported (remote-cert-tls)"
+                            ),
+                        ));
+                    }
+                };
+                if self.profile.tls.remote_cert_tls.is_none() {
+                    self.profile.tls.remote_cert_tls = Some(role);
+                }
+                self.warn(
+                    d,
+                    "checked as 'remote-cert-tls' does (extended and plain key usage)",
+                );
+            }
+            "remote-cert-ku" => {
+                self.nargs(d, 0, 8)?;
+                self.warn(
+                    d,
+                    "key usage values are not checked individually; 'remote-cert-tls server' \
+                     checks the usual server key usages",
+                );
+            }
+            "verify-x509-name" => {
+                self.nargs(d, 1, 2)?;
+                self.no_inline(d)?;
+                let kind = match a.get(1).map(String::as_str) {
+                    None | Some("subject") => X509NameKind::Subject,
+                    Some("name") => X509NameKind::Name,
+                    Some("name-prefix") => X509NameKind::NamePrefix,
+                    Some(t) => {
+                        return Err(self.err(
+                            d,
+                            format!("unknown type '{t}' (expected subject, name or name-prefix)"),
+                        ));
+                    }
+                };
+                if a[0].is_empty() {
+                    return Err(self.err(d, "empty name"));
+                }
+                self.profile.tls.verify_x509_name = Some(VerifyX509Name {
+                    name: a[0].clone(),
+                    kind,
+                });
+            }
+            "tls-remote" => {
+                return Err(self.err(
+                    d,
+                    "removed in OpenVPN 2.4; use 'verify-x509-name NAME name' instead",
+                ));
+            }
+            "tls-verify" => {
+                return Err(self.err(
+                    d,
+                    "verification scripts are not run; use verify-x509-name or \
+                     peer-fingerprint instead",
+                ));
+            }
+            "peer-fingerprint" => {
+                self.nargs(d, 1, 1)?;
+                let fps = match d.inline {
+                    Some(body) => material::fingerprint_lines(body),
+                    None => material::fingerprint(&a[0]).map(|f| vec![f]),
+                }
+                .map_err(|m| self.err(d, m))?;
+                self.profile.tls.peer_fingerprints.extend(fps);
+            }
+            "verify-hash" => {
+                return Err(self.err(d, "not supported; use 'peer-fingerprint' (SHA-256)"));
+            }
+            "tls-version-min" => {
+                self.nargs(d, 1, 2)?;
+                self.no_inline(d)?;
+                let or_highest = match a.get(1).map(String::as_str) {
+                    None => false,
+                    Some("or-highest") => true,
+                    Some(x) => {
+                        return Err(self.err(d, format!("unknown flag '{x}' (only 'or-highest')")));
+                    }
+                };
+                let v = match a[0].as_str() {
+                    "1.0" | "1.1" | "1.2" => "1.2",
+                    "1.3" => "1.3",
+                    v if or_highest => {
+                        self.warn(d, format!("unknown version '{v}', using the highest (1.3)"));
+                        "1.3"
+                    }
+                    v => {
+                        return Err(self.err(
+                            d,
+                            format!("unknown TLS version '{v}' (expected 1.0, 1.1, 1.2 or 1.3)"),
+                        ));
+                    }
+                };
+                self.profile.tls.tls_version_min = Some(v.to_owned());
+            }
+            "tls-version-max" => {
+                self.nargs(d, 1, 1)?;
+                self.no_inline(d)?;
+                let v = match a[0].as_str() {
+                    "1.2" | "1.3" => a[0].as_str(),
+                    "1.0" | "1.1" => {
+                        return Err(self.err(
+                            d,
+                            format!("TLS {} is not supported (only TLS 1.2 and 1.3)", a[0]),
+                        ));
+                    }
+                    v => {
+                        return Err(self.err(
+                            d,
+                            format!("unknown TLS version '{v}' (expected 1.2 or 1.3)"),
+                        ));
+                    }
+                };
+                self.profile.tls.tls_version_max = Some(v.to_owned());
+            }
+            "tls-cipher" | "tls-ciphersuites" | "tls-groups" | "ecdh-curve"
+            | "tls-cert-profile" => {
+                self.nargs(d, 1, 1)?;
+                self.warn(
+                    d,
+                    "ignored: the TLS library picks its own secure suites and groups",
+                );
+            }
+            "key-method" => {
+                self.nargs(d, 1, 1)?;
+                if a[0] != "2" {
+                    return Err(self.err(d, "only key-method 2 is supported"));
+                }
+            }
+
+            // --- control-channel wrapping -----------------------------------------------------
+            "tls-auth" => {
+                self.nargs(d, 1, 2)?;
+                let f = self.file_arg(d)?;
+                if let Some(dir) = a.get(1) {
+                    self.key_direction = self.key_dir(d, dir)?;
+                }
+                self.wraps.push((WrapKind::Auth, f));
+            }
+            "tls-crypt" => {
+                self.nargs(d, 1, 1)?;
+                let f = self.file_arg(d)?;
+                self.wraps.push((WrapKind::Crypt, f));
+            }
+            "tls-crypt-v2" => {
+                self.nargs(d, 1, 2)?;
+                if let Some(x) = a.get(1) {
+                    match x.as_str() {
+                        "force-cookie" | "allow-noncookie" => {
+                            self.warn(d, format!("'{x}' is a server flag, ignored"));
+                        }
+                        _ => return Err(self.err(d, format!("unknown flag '{x}'"))),
+                    }
+                }
+                let f = self.file_arg(d)?;
+                self.wraps.push((WrapKind::CryptV2, f));
+            }
+            "key-direction" => {
+                self.nargs(d, 1, 1)?;
+                self.no_inline(d)?;
+                self.key_direction = self.key_dir(d, &a[0])?;
+            }
+
+            // --- data channel -----------------------------------------------------------------
+            "auth" => {
+                self.nargs(d, 1, 1)?;
+                let dig: Digest = a[0].parse().map_err(|e| self.err(d, format!("{e}")))?;
+                if dig == Digest::None {
+                    return Err(self.err(
+                        d,
+                        "'auth none' disables packet authentication and is refused",
+                    ));
+                }
+                self.profile.auth = dig;
+            }
+            "cipher" => {
+                self.nargs(d, 1, 1)?;
+                if a[0].eq_ignore_ascii_case("none") {
+                    return Err(self.err(d, "'cipher none' disables encryption and is refused"));
+                }
+                match a[0].parse::<Cipher>() {
+                    Ok(c) => self.cipher = Some((d.line, c)),
+                    Err(_) => {
+                        self.cipher = None;
+                        self.warn(
+                            d,
+                            format!(
+                                "cipher '{}' is not supported; ignored (the cipher is negotiated \
+                                 from data-ciphers)",
+                                a[0]
+                            ),
+                        );
+                    }
+                }
+            }
+            "data-ciphers" | "ncp-ciphers" => {
+                self.nargs(d, 1, 1)?;
+                let mut list = Vec::new();
+                for item in a[0].split(':').filter(|s| !s.is_empty()) {
+                    let (optional, name) = match item.strip_prefix('?') {
+                        Some(n) => (true, n),
+                        None => (false, item),
+                    };
+                    if name.eq_ignore_ascii_case("none") {
+                        return Err(self.err(d, "cipher 'none' disables encryption and is refused"));
+                    }
+                    match name.parse::<Cipher>() {
+                        Ok(c) if !list.contains(&c) => list.push(c),
+                        Ok(_) => {}
+                        Err(_) if optional => {
+                            self.warn(
+                                d,
+                                format!("optional cipher '{name}' is not supported, skipped"),
+                            );
+                        }
+                        Err(_) => {
+                            return Err(self.err(
+                                d,
+                                format!(
+                                    "cipher '{name}' is not supported (prefix it with '?' to skip \
+                                     it)"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                if list.is_empty() {
+                    return Err(self.err(d, "no supported cipher in the list"));
+                }
+                if d.name == "ncp-ciphers" {
+                    self.warn(d, "deprecated name of 'data-ciphers'");
+                }
+                self.profile.data_ciphers = list;
+                self.data_ciphers_set = true;
+            }
+            "data-ciphers-fallback" => {
+                self.nargs(d, 1, 1)?;
+                if a[0].eq_ignore_ascii_case("none") {
+                    return Err(self.err(d, "cipher 'none' disables encryption and is refused"));
+                }
+                let c: Cipher = a[0]
+                    .parse()
+                    .map_err(|_| self.err(d, format!("cipher '{}' is not supported", a[0])))?;
+                self.profile.data_ciphers_fallback = Some(c);
+                self.fallback_set = true;
+            }
+            "ncp-disable" | "keysize" | "engine" | "providers" => {
+                self.warn(d, "obsolete, ignored");
+            }
+            "replay-window" => {
+                self.nargs(d, 1, 2)?;
+                for x in a {
+                    let _: u32 = self.number(d, "value", x)?;
+                }
+            }
+            "sndbuf" | "rcvbuf" | "txqueuelen" => {
+                self.nargs(d, 1, 1)?;
+                let _: u64 = self.number(d, "size", &a[0])?;
+            }
+            "comp-lzo" => {
+                self.nargs(d, 0, 1)?;
+                match a.first().map(String::as_str) {
+                    None | Some("no") => {}
+                    Some("yes" | "adaptive") => self.warn(
+                        d,
+                        "only the compression framing is used; packets are never compressed",
+                    ),
+                    Some(x) => {
+                        return Err(
+                            self.err(d, format!("unknown mode '{x}' (yes, no or adaptive)"))
+                        );
+                    }
+                }
+                self.profile.compression = Compression::LzoFraming;
+            }
+            "compress" => {
+                self.nargs(d, 0, 1)?;
+                let algo = a.first().map(String::as_str);
+                self.profile.compression = match algo {
+                    None | Some("stub") => Compression::Stub,
+                    Some("stub-v2") => Compression::StubV2,
+                    Some("lz4") => Compression::Stub,
+                    Some("lz4-v2") => Compression::StubV2,
+                    Some("lzo") => Compression::LzoFraming,
+                    Some("migrate") => {
+                        self.warn(d, "'compress migrate' is a server option, ignored");
+                        Compression::None
+                    }
+                    Some(x) => {
+                        return Err(self.err(
+                            d,
+                            format!(
+                                "unknown algorithm '{x}' (stub, stub-v2, lz4, lz4-v2, lzo, migrate)"
+                            ),
+                        ));
+                    }
+                };
+                if let Some(x @ ("lz4" | "lz4-v2" | "lzo")) = algo {
+                    self.warn(
+                        d,
+                        format!(
+                            "only the {x} framing is used; packets are never compressed \
+                             (received compressed packets need 'allow-compression')"
+                        ),
+                    );
+                }
+            }
+            "allow-compression" => {
+                self.nargs(d, 1, 1)?;
+                self.profile.allow_compression = match a[0].as_str() {
+                    "no" => AllowCompression::No,
+                    "asym" => AllowCompression::Asym,
+                    "yes" => {
+                        self.warn(d, "packets are still never compressed (treated as 'asym')");
+                        AllowCompression::Yes
+                    }
+                    x => return Err(self.err(d, format!("unknown value '{x}' (no, asym or yes)"))),
+                };
+            }
+
+            // --- credentials ------------------------------------------------------------------
+            "auth-user-pass" => {
+                self.nargs(d, 0, 1)?;
+                let f = if d.inline.is_some() || !a.is_empty() {
+                    Some(self.file_arg(d)?)
+                } else {
+                    None
+                };
+                self.auth_user_pass = Some((d.line, f));
+            }
+            "auth-retry" => {
+                self.nargs(d, 1, 1)?;
+                match a[0].as_str() {
+                    "none" | "nointeract" => {}
+                    "interact" => self.warn(
+                        d,
+                        "credentials are not asked again interactively after a failure",
+                    ),
+                    x => {
+                        return Err(self.err(
+                            d,
+                            format!("unknown value '{x}' (none, nointeract or interact)"),
+                        ));
+                    }
+                }
+            }
+            "auth-token" | "auth-token-user" => self.nargs(d, 1, 1)?,
+            "static-challenge" => {
+                self.nargs(d, 2, 3)?;
+                self.warn(d, "static challenge/response is not supported yet, ignored");
+            }
+            "auth-user-pass-optional" => {}
+
+            // --- timers -----------------------------------------------------------------------
+            "keepalive" => {
+                self.nargs(d, 2, 2)?;
+                let ping = self.seconds(d, &a[0])?;
+                let restart = self.seconds(d, &a[1])?;
+                if ping.is_zero() || restart.is_zero() {
+                    return Err(self.err(d, "both values must be greater than 0"));
+                }
+                if restart < ping * 2 {
+                    return Err(self.err(
+                        d,
+                        format!(
+                            "the restart timeout ({}) must be at least twice the ping interval \
+                             ({})",
+                            a[1], a[0]
+                        ),
+                    ));
+                }
+                if let Some((l, name)) = self.ping_line {
+                    return Err(self.err(
+                        d,
+                        format!("conflicts with '{name}' on line {l}; use only one of them"),
+                    ));
+                }
+                self.profile.ping = Some(ping);
+                self.profile.ping_restart = Some(restart);
+                self.keepalive_line = Some(d.line);
+            }
+            "ping" | "ping-restart" | "ping-exit" => {
+                self.nargs(d, 1, 1)?;
+                if let Some(l) = self.keepalive_line {
+                    return Err(self.err(
+                        d,
+                        format!("conflicts with 'keepalive' on line {l}; use only one of them"),
+                    ));
+                }
+                let v = self.seconds(d, &a[0])?;
+                let v = (!v.is_zero()).then_some(v);
+                match d.name {
+                    "ping" => {
+                        self.profile.ping = v;
+                        self.ping_line = Some((d.line, "ping"));
+                    }
+                    "ping-restart" => {
+                        self.profile.ping_restart = v;
+                        self.ping_line = Some((d.line, "ping-restart"));
+                    }
+                    _ => {
+                        self.profile.ping_exit = v;
+                        self.ping_line = Some((d.line, "ping-exit"));
+                    }
+                }
+            }
+            "reneg-sec" => {
+                self.nargs(d, 1, 2)?;
+                self.profile.reneg_sec = self.seconds(d, &a[0])?;
+                if let Some(min) = a.get(1) {
+                    let _: u64 = self.number(d, "value", min)?;
+                }
+            }
+            "reneg-bytes" | "reneg-pkts" => {
+                self.nargs(d, 1, 1)?;
+                let n: u64 = self.number(d, "value", &a[0])?;
+                let n = (n != 0).then_some(n);
+                if d.name == "reneg-bytes" {
+                    self.profile.reneg_bytes = n;
+                } else {
+                    self.profile.reneg_pkts = n;
+                }
+            }
+            "hand-window" => {
+                self.nargs(d, 1, 1)?;
+                self.profile.hand_window = self.seconds(d, &a[0])?;
+            }
+            "tls-timeout" => {
+                self.nargs(d, 1, 1)?;
+                self.profile.tls_timeout = self.seconds(d, &a[0])?;
+            }
+            "tran-window" => {
+                self.nargs(d, 1, 1)?;
+                self.profile.tran_window = self.seconds(d, &a[0])?;
+            }
+            "server-poll-timeout" | "connect-timeout" => {
+                self.nargs(d, 1, 1)?;
+                self.profile.server_poll_timeout = self.seconds(d, &a[0])?;
+            }
+            "connect-retry" => {
+                self.nargs(d, 1, 2)?;
+                self.profile.connect_retry = self.seconds(d, &a[0])?;
+                if let Some(max) = a.get(1) {
+                    self.profile.connect_retry_backoff_max = self.seconds(d, max)?;
+                }
+                if self.profile.connect_retry_backoff_max < self.profile.connect_retry {
+                    self.profile.connect_retry_backoff_max = self.profile.connect_retry;
+                }
+            }
+            "connect-retry-max" => {
+                self.nargs(d, 1, 1)?;
+                let n: u32 = self.number(d, "value", &a[0])?;
+                self.profile.connect_retry_max = (n != 0).then_some(n);
+            }
+            "explicit-exit-notify" => {
+                self.nargs(d, 0, 1)?;
+                self.profile.explicit_exit_notify = match a.first() {
+                    Some(n) => self.number(d, "value", n)?,
+                    None => 1,
+                };
+            }
+            "inactive" | "session-timeout" => {
+                self.warn(d, "not supported yet, ignored");
+            }
+
+            // --- MTU --------------------------------------------------------------------------
+            "tun-mtu" => {
+                self.nargs(d, 1, 2)?;
+                self.profile.tun_mtu = self.mtu(d, &a[0])?;
+            }
+            "tun-mtu-max" => {
+                self.nargs(d, 1, 1)?;
+                self.profile.tun_mtu_max = self.mtu(d, &a[0])?;
+            }
+            "mssfix" => {
+                self.nargs(d, 0, 2)?;
+                if let Some(flag) = a.get(1) {
+                    if flag != "mtu" && flag != "fixed" {
+                        return Err(self.err(d, format!("unknown flag '{flag}' (mtu or fixed)")));
+                    }
+                }
+                self.profile.mssfix = match a.first() {
+                    None => Some(1492),
+                    Some(n) => {
+                        let n: u16 = self.number(d, "value", n)?;
+                        (n != 0).then_some(n)
+                    }
+                };
+            }
+            "link-mtu" | "tun-mtu-extra" | "mtu-disc" | "udp-mtu" | "max-packet-size" => {
+                self.warn(d, "ignored");
+            }
+            "fragment" => {
+                return Err(self.err(
+                    d,
+                    "'fragment' is not supported yet; the server must not use it either",
+                ));
+            }
+
+            // --- routes and DNS ---------------------------------------------------------------
+            "pull-filter" => {
+                self.nargs(d, 2, 2)?;
+                let action = match a[0].as_str() {
+                    "accept" => PullFilterAction::Accept,
+                    "ignore" => PullFilterAction::Ignore,
+                    "reject" => PullFilterAction::Reject,
+                    x => {
+                        return Err(self.err(
+                            d,
+                            format!("unknown action '{x}' (accept, ignore or reject)"),
+                        ));
+                    }
+                };
+                self.profile.pull_filters.push(PullFilter {
+                    action,
+                    prefix: a[1].clone(),
+                });
+            }
+            "route" => {
+                self.nargs(d, 1, 4)?;
+                let kw = |i: usize| a.get(i).filter(|s| *s != "default").cloned();
+                let netmask = kw(1);
+                if let Some(m) = &netmask {
+                    if m.parse::<Ipv4Addr>().is_err() {
+                        return Err(self.err(d, format!("netmask '{m}' is not an IPv4 address")));
+                    }
+                }
+                let metric = match kw(3) {
+                    Some(m) => Some(self.number(d, "metric", &m)?),
+                    None => None,
+                };
+                self.profile.routes.push(RouteSpec {
+                    network: a[0].clone(),
+                    netmask,
+                    gateway: kw(2),
+                    metric,
+                });
+            }
+            "route-ipv6" => {
+                self.nargs(d, 1, 3)?;
+                let metric = match a.get(2) {
+                    Some(m) => Some(self.number(d, "metric", m)?),
+                    None => None,
+                };
+                self.profile.routes_ipv6.push(Route6Spec {
+                    network: a[0].clone(),
+                    gateway: a.get(1).filter(|s| *s != "default").cloned(),
+                    metric,
+                });
+            }
+            "redirect-gateway" => {
+                let mut rg = RedirectGateway::default();
+                for f in a {
+                    match f.as_str() {
+                        "def1" => rg.def1 = true,
+                        "local" => rg.local = true,
+                        "ipv6" => rg.ipv6 = true,
+                        "!ipv4" => rg.no_ipv4 = true,
+                        "block-local" => rg.block_local = true,
+                        "bypass-dhcp" => rg.bypass_dhcp = true,
+                        "bypass-dns" => rg.bypass_dns = true,
+                        "autolocal" => {
+                            self.warn(d, "'autolocal' is not supported, treated as absent");
+                        }
+                        x => return Err(self.err(d, format!("unknown flag '{x}'"))),
+                    }
+                }
+                self.profile.redirect_gateway = Some(rg);
+            }
+            "redirect-private" => {
+                self.warn(d, "not supported, ignored");
+            }
+            "dhcp-option" => {
+                self.nargs(d, 1, 2)?;
+                let val = a.get(1).cloned().unwrap_or_default();
+                let opt = match a[0].as_str() {
+                    "DNS" | "DNS6" => {
+                        let ip: IpAddr = val.parse().map_err(|_| {
+                            self.err(d, format!("DNS server '{val}' is not an IP address"))
+                        })?;
+                        DhcpOption::Dns(ip)
+                    }
+                    "DOMAIN" | "ADAPTER_DOMAIN_SUFFIX" => DhcpOption::Domain(val),
+                    "DOMAIN-SEARCH" => DhcpOption::DomainSearch(val),
+                    t => DhcpOption::Other(t.to_owned(), val),
+                };
+                self.profile.dhcp_options.push(opt);
+            }
+            "dns" => {
+                self.warn(
+                    d,
+                    "the 'dns' option is not supported yet in profiles, ignored",
+                );
+            }
+            "route-metric" => {
+                self.nargs(d, 1, 1)?;
+                let m: u32 = self.number(d, "metric", &a[0])?;
+                self.profile.route_metric = (m != 0).then_some(m);
+            }
+            "route-delay" | "route-method" | "ip-win32" | "register-dns" | "block-outside-dns"
+            | "dhcp-renew" | "dhcp-release" | "route-noexec" | "ifconfig-noexec"
+            | "windows-driver" | "disable-dco" => {
+                self.warn(d, "ignored");
+            }
+            "ifconfig" | "ifconfig-ipv6" => {
+                self.warn(d, "ignored: a client gets its addresses from the server");
+            }
+
+            // --- logging, environment, processes ---------------------------------------------
+            "verb" => {
+                self.nargs(d, 1, 1)?;
+                let v: u32 = self.number(d, "level", &a[0])?;
+                self.profile.verb = v.min(11) as u8;
+            }
+            "mute" | "log" | "log-append" | "writepid" | "status" | "status-version" | "syslog" => {
+            }
+            "setenv" => {
+                self.nargs(d, 1, 2)?;
+                let val = a.get(1).cloned().unwrap_or_default();
+                match a[0].as_str() {
+                    "GENERIC_CONFIG" => {
+                        return Err(self.err(
+                            d,
+                            "this is a generic configuration and cannot be used directly",
+                        ));
+                    }
+                    "PUSH_PEER_INFO" => self.push_peer_info = true,
+                    "SERVER_POLL_TIMEOUT" => {
+                        self.profile.server_poll_timeout = self.seconds(d, &val)?;
+                    }
+                    n if n.starts_with("UV_") => self.user_vars.push((n.to_owned(), val)),
+                    _ => {}
+                }
+            }
+            "setenv-safe" => self.nargs(d, 1, 2)?,
+            "ignore-unknown-option" => self.nargs(d, 1, usize::MAX)?,
+            "script-security" | "up" | "down" | "route-up" | "route-pre-down" | "ipchange"
+            | "up-delay" | "up-restart" | "down-pre" | "plugin" | "learn-address" => {
+                self.warn(d, "scripts and plugins are not run, ignored");
+            }
+            "user"
+            | "group"
+            | "chroot"
+            | "daemon"
+            | "cd"
+            | "nice"
+            | "management"
+            | "management-hold"
+            | "management-query-passwords"
+            | "management-client"
+            | "management-signal"
+            | "management-forget-disconnect"
+            | "management-up-down" => {
+                self.warn(d, "ignored by ferrovpn");
+            }
+            "push"
+            | "dh"
+            | "ifconfig-pool"
+            | "client-to-client"
+            | "duplicate-cn"
+            | "client-config-dir"
+            | "tls-crypt-v2-verify" => {
+                self.warn(d, "server option, ignored");
+            }
+            _ => return Ok(Handled::Unknown),
+        }
+        Ok(Handled::Yes)
+    }
+
+    fn cert_role(&self, d: Dir<'_>, s: &str) -> Res<CertRole> {
+        match s {
+            "server" => Ok(CertRole::Server),
+            "client" => Ok(CertRole::Client),
+            x => Err(self.err(d, format!("unknown role '{x}' (server or client)"))),
+        }
+    }
+
+    fn key_dir(&self, d: Dir<'_>, s: &str) -> Res<KeyDirection> {
+        match s {
+            "0" => Ok(KeyDirection::Normal),
+            "1" => Ok(KeyDirection::Inverse),
+            "bidirectional" | "bi" => Ok(KeyDirection::Bidirectional),
+            x => Err(self.err(d, format!("key direction '{x}' must be 0 or 1"))),
+        }
+    }
+
+    fn mtu(&self, d: Dir<'_>, s: &str) -> Res<u16> {
+        let n: u16 = self.number(d, "MTU", s)?;
+        if n < 576 {
+            return Err(self.err(d, format!("MTU {n} is too small (at least 576)")));
+        }
+        Ok(n)
+    }
+
+    fn remote(&self, d: Dir<'_>) -> Res<RemoteLine> {
+        self.nargs(d, 1, 3)?;
+        self.no_inline(d)?;
+        let a = d.args;
+        if a[0].is_empty() {
+            return Err(self.err(d, "empty host name"));
+        }
+        Ok(RemoteLine {
+            host: a[0].clone(),
+            port: a.get(1).map(|p| self.port(d, p)).transpose()?,
+            proto: a.get(2).map(|p| self.proto(d, p)).transpose()?,
+        })
+    }
+
+    /// Parses a `<connection>` block into one [`Remote`].
+    fn connection(&mut self, d: Dir<'_>, body: &str) -> Res<()> {
+        let inner = split_directives(body, d.line + 1).map_err(|e| ProfileError::Syntax {
+            file: self.file.clone(),
+            line: e.line,
+            message: e.message,
+        })?;
+        let mut block = ConnBlock {
+            ce: self.ce,
+            remote: None,
+        };
+        for raw in &inner {
+            if let Some(b) = &raw.inline {
+                self.blocks
+                    .entry(raw.name.clone())
+                    .or_insert_with(|| b.clone());
+            }
+            self.directive(raw, Some(&mut block))?;
+        }
+        let Some(r) = block.remote else {
+            return Err(self.err(d, "each <connection> block needs one 'remote'"));
+        };
+        self.connections.push(Remote {
+            host: r.host,
+            port: r.port.unwrap_or(block.ce.port),
+            proto: r.proto.unwrap_or(block.ce.proto),
+        });
+        Ok(())
+    }
+
+    /// Directives inside a `<connection>` block.
+    fn handle_in_connection(&mut self, d: Dir<'_>, block: &mut ConnBlock) -> Res<Handled> {
+        let a = d.args;
+        match d.name {
+            "remote" => {
+                let r = self.remote(d)?;
+                if block.remote.is_some() {
+                    self.warn(
+                        d,
+                        "a <connection> block has one 'remote'; the last one is used",
+                    );
+                }
+                block.remote = Some(r);
+            }
+            "port" | "rport" => {
+                self.nargs(d, 1, 1)?;
+                block.ce.port = self.port(d, &a[0])?;
+            }
+            "proto" => {
+                self.nargs(d, 1, 1)?;
+                block.ce.proto = self.proto(d, &a[0])?;
+            }
+            "nobind" | "float" => self.nargs(d, 0, 0)?,
+            "lport" | "bind" | "local" | "mtu-disc" | "link-mtu" | "tun-mtu-extra" | "udp-mtu"
+            | "max-packet-size" | "http-proxy-option" | "http-proxy-retry"
+            | "http-proxy-timeout" | "socks-proxy-retry" | "http-proxy" | "socks-proxy"
+            | "fragment" => {
+                return self.handle(d, None);
+            }
+            "connect-retry"
+            | "connect-retry-max"
+            | "connect-timeout"
+            | "server-poll-timeout"
+            | "explicit-exit-notify"
+            | "tun-mtu"
+            | "tun-mtu-max"
+            | "mssfix"
+            | "key-direction"
+            | "tls-auth"
+            | "tls-crypt"
+            | "tls-crypt-v2" => {
+                let r = self.handle(d, None)?;
+                self.warn(d, "inside <connection> this applies to every connection");
+                return Ok(r);
+            }
+            _ => {
+                if self.is_known(d.name) {
+                    return Err(self.err(d, "not allowed inside a <connection> block"));
+                }
+                return Ok(Handled::Unknown);
+            }
+        }
+        Ok(Handled::Yes)
+    }
+
+    /// Whether `name` is a directive this parser knows (whatever its arguments).
+    fn is_known(&self, name: &str) -> bool {
+        // Dispatch it without arguments on a scratch parser: every arm checks its argument
+        // count before touching arguments, so this only finds out whether an arm exists.
+        let mut probe = Parser::new(&self.file, self.loader);
+        let d = Dir {
+            line: 0,
+            name,
+            args: &[],
+            inline: None,
+        };
+        !matches!(probe.handle(d, None), Ok(Handled::Unknown))
+    }
+
+    /// Applies defaults and cross-checks, loads the referenced files.
+    fn finish(mut self) -> Res<Profile> {
+        if !(self.client || self.profile.pull || self.tls_client) {
+            return Err(self.incomplete(
+                "not a client profile: it has none of 'client', 'pull' or 'tls-client'",
+            ));
+        }
+        self.finish_dev()?;
+        self.finish_remotes()?;
+        self.finish_ciphers();
+        self.finish_tls()?;
+        self.finish_wrap()?;
+        self.finish_auth()?;
+        if self.push_peer_info {
+            self.profile.peer_info_extra = std::mem::take(&mut self.user_vars);
+        }
+        Ok(self.profile)
+    }
+
+    fn finish_dev(&mut self) -> Res<()> {
+        let dev = self.dev.clone();
+        if let Some((line, name)) = &dev {
+            let d = Dir {
+                line: *line,
+                name: "dev",
+                args: &[],
+                inline: None,
+            };
+            let ty = match &self.dev_type {
+                Some((_, t)) => t.clone(),
+                None if name.starts_with("tun") => "tun".to_owned(),
+                None if name.starts_with("tap") => {
+                    return Err(self.err(d, "dev tap is not supported"));
+                }
+                None if name == "null" => {
+                    return Err(self.err(d, "'dev null' is not supported"));
+                }
+                None => {
+                    return Err(self.err(
+                        d,
+                        format!(
+                            "cannot tell the type of device '{name}'; add 'dev-type tun' (tap is \
+                             not supported)"
+                        ),
+                    ));
+                }
+            };
+            debug_assert_eq!(ty, "tun");
+            self.profile.dev = Some(name.clone());
+        }
+        Ok(())
+    }
+
+    fn finish_remotes(&mut self) -> Res<()> {
+        if !self.connections.is_empty() {
+            let globals = std::mem::take(&mut self.global_remotes);
+            for (line, _) in globals {
+                let d = Dir {
+                    line,
+                    name: "remote",
+                    args: &[],
+                    inline: None,
+                };
+                self.warn(d, "ignored because the profile has <connection> blocks");
+            }
+            self.profile.remotes = std::mem::take(&mut self.connections);
+        } else {
+            let ce = self.ce;
+            self.profile.remotes = self
+                .global_remotes
+                .drain(..)
+                .map(|(_, r)| Remote {
+                    host: r.host,
+                    port: r.port.unwrap_or(ce.port),
+                    proto: r.proto.unwrap_or(ce.proto),
+                })
+                .collect();
+        }
+        if self.profile.remotes.is_empty() {
+            return Err(self.incomplete("no 'remote' directive: there is no server to connect to"));
+        }
+        Ok(())
+    }
+
+    fn finish_ciphers(&mut self) {
+        let Some((line, c)) = self.cipher else {
+            return;
+        };
+        if !self.profile.data_ciphers.contains(&c) {
+            if self.data_ciphers_set {
+                let d = Dir {
+                    line,
+                    name: "cipher",
+                    args: &[],
+                    inline: None,
+                };
+                self.warn(
+                    d,
+                    format!(
+                        "'{c}' is not in 'data-ciphers', so it is only used with servers that do \
+                         not negotiate ciphers"
+                    ),
+                );
+            } else {
+                self.profile.data_ciphers.push(c);
+            }
+        }
+        if !self.fallback_set {
+            self.profile.data_ciphers_fallback = Some(c);
+        }
+    }
+
+    fn finish_tls(&mut self) -> Res<()> {
+        if self.ca.is_none() && self.profile.tls.peer_fingerprints.is_empty() {
+            return Err(self.incomplete(
+                "no 'ca' or 'peer-fingerprint': the server could not be authenticated",
+            ));
+        }
+        if let Some(f) = self.ca.clone() {
+            let b = self.load(&f)?;
+            material::check_pem(&b, "CERTIFICATE", "CA certificates")
+                .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?;
+            self.profile.tls.ca = Some(b);
+        }
+        match (self.cert.clone(), self.key.clone()) {
+            (Some(c), Some(k)) => {
+                let cb = self.load(&c)?;
+                material::check_pem(&cb, "CERTIFICATE", "a certificate")
+                    .map_err(|m| self.file_err(&c, format!("{}: {m}", Self::describe(&c))))?;
+                let kb = self.load(&k)?;
+                material::check_private_key(&kb)
+                    .map_err(|m| self.file_err(&k, format!("{}: {m}", Self::describe(&k))))?;
+                self.profile.tls.cert = Some(cb);
+                self.profile.tls.key = Some(kb);
+            }
+            (Some(c), None) => return Err(self.file_err(&c, "a 'cert' needs its 'key'")),
+            (None, Some(k)) => return Err(self.file_err(&k, "a 'key' needs its 'cert'")),
+            (None, None) => {
+                if self.auth_user_pass.is_none() {
+                    return Err(self.incomplete(
+                        "no client authentication: the profile needs 'cert' and 'key', or \
+                         'auth-user-pass'",
+                    ));
+                }
+            }
+        }
+        if let Some(f) = self.extra_certs.clone() {
+            let b = self.load(&f)?;
+            material::check_pem(&b, "CERTIFICATE", "certificates")
+                .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?;
+            self.profile.tls.extra_certs = Some(b);
+        }
+        if let Some(f) = self.crl.clone() {
+            let b = self.load(&f)?;
+            if b.iter().all(u8::is_ascii_whitespace) {
+                return Err(self.file_err(&f, format!("{} is empty", Self::describe(&f))));
+            }
+            self.profile.tls.crl = Some(b);
+        }
+        let tls = &self.profile.tls;
+        if let (Some(min), Some(max)) = (&tls.tls_version_min, &tls.tls_version_max) {
+            if min > max {
+                return Err(self.incomplete(format!(
+                    "'tls-version-min {min}' is above 'tls-version-max {max}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_wrap(&mut self) -> Res<()> {
+        let Some((kind, f)) = self.wraps.last().cloned() else {
+            return Ok(());
+        };
+        if let Some((other, of)) = self.wraps.iter().find(|(k, _)| *k != kind) {
+            return Err(self.file_err(
+                &f,
+                format!(
+                    "'{}' (line {}) and '{}' cannot be used together",
+                    other.name(),
+                    of.line,
+                    kind.name()
+                ),
+            ));
+        }
+        let bytes = self.load(&f)?;
+        let wrap = match kind {
+            WrapKind::Auth | WrapKind::Crypt => {
+                let key = material::static_key(&bytes)
+                    .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?;
+                if kind == WrapKind::Auth {
+                    TlsWrap::Auth {
+                        key,
+                        direction: self.key_direction,
+                    }
+                } else {
+                    TlsWrap::Crypt { key }
+                }
+            }
+            WrapKind::CryptV2 => {
+                let (key, wkc) = material::tls_crypt_v2_client_key(&bytes)
+                    .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?;
+                TlsWrap::CryptV2 { key, wkc }
+            }
+        };
+        self.profile.tls_wrap = Some(wrap);
+        Ok(())
+    }
+
+    fn finish_auth(&mut self) -> Res<()> {
+        let Some((_, f)) = self.auth_user_pass.clone() else {
+            return Ok(());
+        };
+        self.profile.auth_user_pass = Some(match f {
+            None => AuthUserPass::Prompt,
+            Some(f) => {
+                let bytes = zeroize::Zeroizing::new(self.load(&f)?);
+                material::user_pass(&bytes)
+                    .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Whether a directive was recognised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handled {
+    Yes,
+    Unknown,
+}
+
+/// A profile with every OpenVPN default and nothing else.
+fn default_profile(source: &Path) -> Profile {
+    Profile {
+        source: source.to_owned(),
+        remotes: Vec::new(),
+        remote_random: false,
+        dev: None,
+        tls: TlsSettings::default(),
+        tls_wrap: None,
+        auth: Digest::Sha1,
+        data_ciphers: Cipher::default_list(),
+        data_ciphers_fallback: None,
+        auth_user_pass: None,
+        auth_nocache: false,
+        compression: Compression::None,
+        allow_compression: AllowCompression::No,
+        ping: None,
+        ping_restart: None,
+        ping_exit: None,
+        reneg_sec: Duration::from_secs(3600),
+        reneg_bytes: None,
+        reneg_pkts: None,
+        hand_window: Duration::from_secs(60),
+        tls_timeout: Duration::from_secs(2),
+        tran_window: Duration::from_secs(3600),
+        server_poll_timeout: Duration::from_secs(120),
+        connect_retry: Duration::from_secs(1),
+        connect_retry_backoff_max: Duration::from_secs(300),
+        connect_retry_max: None,
+        explicit_exit_notify: 0,
+        tun_mtu: 1500,
+        tun_mtu_max: 1600,
+        mssfix: Some(1492),
+        route_nopull: false,
+        pull_filters: Vec::new(),
+        routes: Vec::new(),
+        routes_ipv6: Vec::new(),
+        redirect_gateway: None,
+        dhcp_options: Vec::new(),
+        route_metric: None,
+        block_ipv6: false,
+        verb: 1,
+        peer_info_extra: Vec::new(),
+        pull: false,
+        warnings: Vec::new(),
+    }
+}

@@ -1,0 +1,23 @@
+//! What the client state machine tells its shell.
+
+use crate::proto::handshake::push::PushedOptions;
+
+/// Events, in the order they happened; drain with [`super::Client::poll_event`].
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The first key is up and the push was applied: configure the device and start routing.
+    Connected(Box<PushedOptions>),
+    /// A renegotiation finished: new data keys on `key_id`.
+    Renegotiated {
+        /// The new key id.
+        key_id: u8,
+    },
+    /// A TLS handshake finished (informational: protocol and suite).
+    TlsEstablished(String),
+    /// `INFO` / `INFO_PRE` / `AUTH_PENDING` text from the server.
+    Info(String),
+    /// Something worth a warning (ignored pushed option, dropped packet burst, ...).
+    Warning(String),
+    /// The session ended; see [`super::ClientError`] for why and whether to reconnect.
+    Closed(super::ClientError),
+}

@@ -1,0 +1,1037 @@
+//! The client state machine: one session with one server (one session id). Reconnecting means
+//! a new [`Client`]; the shell decides when and to which remote.
+//!
+//! Sans-IO contract:
+//! - inputs: [`Client::handle_datagram`] (one OpenVPN packet, already de-framed for TCP),
+//!   [`Client::encapsulate`] (one IP packet from the device), [`Client::handle_timeout`],
+//!   [`Client::close`];
+//! - outputs, polled in this order after every input: [`Client::poll_transmit`] until `false`,
+//!   [`Client::poll_event`] until `None`, then [`Client::poll_timeout`] to arm the one timer.
+//!
+//! `now` only moves forward. Nothing here reads a clock or touches a socket.
+
+mod config;
+mod error;
+mod event;
+mod key_state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub use config::{ClientConfig, Credentials, Rng};
+pub use error::ClientError;
+pub use event::Event;
+use key_state::{KeyState, Phase};
+use zeroize::Zeroizing;
+
+use crate::config::Compression;
+use crate::proto::data::{self, DataKey, Framing, Inband};
+use crate::proto::handshake::key_method2::{self, ClientKeyMessage};
+use crate::proto::handshake::prf::{PrfInputs, derive_key2};
+use crate::proto::handshake::push::PushedOptions;
+use crate::proto::keys::{Cipher, Key2};
+use crate::proto::reliable::{RecvOutcome, ReliableSend};
+use crate::proto::tls::TlsSession;
+use crate::proto::wire::{
+    self, ControlPacket, ControlWrap, MAX_ACKS, MAX_PIGGYBACK_ACKS, Opcode, SessionId,
+};
+
+/// The control-channel datagram budget (`tls-mtu`, including 28 bytes of IPv4+UDP headers).
+const CONTROL_DATAGRAM_BUDGET: usize = 1250 - 28;
+/// PUSH_REQUEST retry interval.
+const PUSH_REQUEST_INTERVAL: Duration = Duration::from_secs(5);
+/// How long after installing new keys the client keeps sending with the old key unless the
+/// server is seen using the new one.
+const KEY_SWITCH_GRACE: Duration = Duration::from_secs(2);
+/// Spacing of repeated OCC EXIT packets.
+const EXIT_NOTIFY_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a close waits for the EXIT message to be acknowledged.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Counters for the shell's logs and metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Data packets decrypted.
+    pub rx_packets: u64,
+    /// Data bytes (IP) delivered.
+    pub rx_bytes: u64,
+    /// Data packets sent.
+    pub tx_packets: u64,
+    /// IP bytes sent.
+    pub tx_bytes: u64,
+    /// Packets dropped: bad MAC/tag, replay, malformed, unknown key or session.
+    pub dropped: u64,
+    /// Renegotiations completed.
+    pub renegotiations: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Handshake and push in progress.
+    Connecting,
+    /// Tunnel up.
+    Connected,
+    /// Sending exit notification.
+    Closing { until: Instant },
+    /// Done; the last event was `Closed`.
+    Closed,
+}
+
+/// A client session.
+pub struct Client {
+    cfg: ClientConfig,
+    state: State,
+    sid: SessionId,
+    peer_sid: Option<SessionId>,
+    wrap: ControlWrap,
+    /// Key states, oldest first; the last one is the newest.
+    keys: Vec<KeyState>,
+    /// Index into `keys` used to send data.
+    tx_key: Option<usize>,
+    push: PushedOptions,
+    push_done: bool,
+    next_push_request: Option<Instant>,
+    framing: Framing,
+    peer_id: Option<u32>,
+    cipher: Option<Cipher>,
+    cc_exit: bool,
+    ekm: bool,
+    ping: Option<Duration>,
+    ping_restart: Option<Duration>,
+    ping_exit: Option<Duration>,
+    started: Instant,
+    last_rx: Instant,
+    last_tx: Instant,
+    got_any: bool,
+    auth_token: Option<Zeroizing<String>>,
+    auth_token_user: Option<String>,
+    exit_notify_left: u32,
+    next_exit_notify: Option<Instant>,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    scratch: Vec<u8>,
+    frame_buf: Vec<u8>,
+    stats: Stats,
+}
+
+impl Client {
+    /// Starts a session: the first transmit is the hard reset.
+    pub fn new(cfg: ClientConfig, now: Instant) -> Result<Self, ClientError> {
+        let mut sid = [0u8; 8];
+        (cfg.rng)(&mut sid);
+        let wrap = cfg.control_wrap().map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let ping = cfg.ping;
+        let ping_restart = cfg.ping_restart;
+        let framing = framing_of(cfg.compression);
+        let mut me = Self {
+            state: State::Connecting,
+            sid,
+            peer_sid: None,
+            wrap,
+            keys: Vec::new(),
+            tx_key: None,
+            push: PushedOptions::default(),
+            push_done: false,
+            next_push_request: None,
+            framing,
+            peer_id: None,
+            cipher: None,
+            cc_exit: false,
+            ekm: false,
+            ping,
+            ping_restart,
+            ping_exit: cfg.ping_exit,
+            started: now,
+            last_rx: now,
+            last_tx: now,
+            got_any: false,
+            auth_token: cfg.auth_token.clone().map(Zeroizing::new),
+            auth_token_user: None,
+            exit_notify_left: 0,
+            next_exit_notify: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            scratch: Vec::with_capacity(2048),
+            frame_buf: Vec::with_capacity(2048),
+            stats: Stats::default(),
+            cfg,
+        };
+        let opcode = if me.wrap.is_tls_crypt_v2() {
+            Opcode::HardResetClientV3
+        } else {
+            Opcode::HardResetClientV2
+        };
+        me.start_key_state(0, opcode, now)?;
+        Ok(me)
+    }
+
+    /// Our session id.
+    pub fn session_id(&self) -> SessionId {
+        self.sid
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether the tunnel is up.
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// Whether the session is over.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The auth token pushed by the server (to reuse on reconnect), with its user name.
+    pub fn auth_token(&self) -> Option<(Option<&str>, &str)> {
+        self.auth_token
+            .as_ref()
+            .map(|t| (self.auth_token_user.as_deref(), t.as_str()))
+    }
+
+    /// The data cipher in use.
+    pub fn cipher(&self) -> Option<Cipher> {
+        self.cipher
+    }
+
+    /// The largest IP packet that fits the negotiated tun MTU.
+    pub fn tun_mtu(&self) -> u16 {
+        self.push.tun_mtu.unwrap_or(self.cfg.tun_mtu)
+    }
+
+    // ----- inputs -----
+
+    /// Handles one OpenVPN packet from the server. Returns `true` when `packet_out` now holds
+    /// an IP packet for the device.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8], packet_out: &mut Vec<u8>) -> bool {
+        let Some(&first) = datagram.first() else {
+            self.stats.dropped += 1;
+            return false;
+        };
+        let Ok((opcode, key_id)) = wire::split_first_byte(first) else {
+            self.stats.dropped += 1;
+            return false;
+        };
+        if opcode.is_data() {
+            return self.handle_data(now, datagram, key_id, packet_out);
+        }
+        if let Err(e) = self.handle_control(now, datagram) {
+            self.fail(e);
+        }
+        false
+    }
+
+    /// Encrypts one IP packet from the device into `out` (a datagram to send). Returns `false`
+    /// (and leaves `out` empty) when the tunnel is not up: the packet is dropped.
+    pub fn encapsulate(&mut self, now: Instant, ip_packet: &[u8], out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if self.state != State::Connected {
+            return false;
+        }
+        let ok = self.seal_payload(now, Payload::Ip(ip_packet), out);
+        if ok {
+            self.stats.tx_packets += 1;
+            self.stats.tx_bytes += ip_packet.len() as u64;
+        }
+        ok
+    }
+
+    /// Runs timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Err(e) = self.run_timers(now) {
+            self.fail(e);
+        }
+        if let Err(e) = self.progress(now) {
+            self.fail(e);
+        }
+    }
+
+    /// Starts a clean shutdown: sends the exit notification (control-channel `EXIT` when the
+    /// server pushed `cc-exit`, else `explicit-exit-notify` OCC packets over UDP).
+    pub fn close(&mut self, now: Instant) {
+        match self.state {
+            State::Closed | State::Closing { .. } => return,
+            State::Connecting => {
+                self.finish(ClientError::LocallyClosed);
+                return;
+            }
+            State::Connected => {}
+        }
+        let mut until = now;
+        if self.cc_exit {
+            if self.send_control_message(now, "EXIT").is_ok() {
+                until = now + CLOSE_LINGER;
+            }
+        } else if self.cfg.explicit_exit_notify > 0 && !self.cfg.tcp {
+            self.exit_notify_left = self.cfg.explicit_exit_notify;
+            self.next_exit_notify = Some(now);
+            until = now + EXIT_NOTIFY_INTERVAL * (self.cfg.explicit_exit_notify - 1);
+        }
+        self.state = State::Closing { until };
+        let _ = self.run_timers(now);
+        let _ = self.progress(now);
+    }
+
+    // ----- outputs -----
+
+    /// Writes the next datagram to send into `out`. Returns `false` when there is none.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if let Some(t) = self.transmits.pop_front() {
+            out.extend_from_slice(&t);
+            return true;
+        }
+        if self.state == State::Closed {
+            return false;
+        }
+        let now_unix = self.unix_now(now);
+        let sid = self.sid;
+        let peer_sid = self.peer_sid;
+        for ks in self.keys.iter_mut() {
+            let key_id = ks.key_id;
+            if let Some(msg) = ks.send.poll_transmit(now) {
+                let acks = if peer_sid.is_some() {
+                    ks.recv.take_acks(MAX_PIGGYBACK_ACKS)
+                } else {
+                    Vec::new()
+                };
+                let pkt = ControlPacket {
+                    opcode: msg.opcode,
+                    key_id,
+                    session_id: sid,
+                    ack_peer_session_id: if acks.is_empty() { None } else { peer_sid },
+                    acks,
+                    message_id: Some(msg.id),
+                    payload: msg.payload,
+                };
+                self.scratch.clear();
+                pkt.emit(&mut self.scratch);
+                if self.wrap.wrap(&self.scratch, now_unix, out).is_ok() {
+                    return true;
+                }
+                out.clear();
+                continue;
+            }
+            if ks.recv.has_pending_acks() {
+                let Some(peer) = peer_sid else { continue };
+                let acks = ks.recv.take_acks(MAX_ACKS);
+                let pkt = ControlPacket {
+                    opcode: Opcode::AckV1,
+                    key_id,
+                    session_id: sid,
+                    acks,
+                    ack_peer_session_id: Some(peer),
+                    message_id: None,
+                    payload: &[],
+                };
+                self.scratch.clear();
+                pkt.emit(&mut self.scratch);
+                if self.wrap.wrap(&self.scratch, now_unix, out).is_ok() {
+                    return true;
+                }
+                out.clear();
+            }
+        }
+        false
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Client::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let mut t: Option<Instant> = None;
+        let mut min = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        for ks in &self.keys {
+            min(ks.send.next_timeout());
+            min(ks.expires);
+            if ks.data.is_some() && !ks.peer_uses {
+                min(ks.installed_at.map(|i| i + KEY_SWITCH_GRACE));
+            }
+        }
+        min(self.next_push_request);
+        min(self.next_exit_notify);
+        if let State::Closing { until } = self.state {
+            min(Some(until));
+        }
+        match self.state {
+            State::Connecting => {
+                if !self.got_any {
+                    min(Some(self.started + self.cfg.server_poll_timeout));
+                }
+                min(Some(self.started + self.cfg.hand_window));
+            }
+            State::Connected => {
+                if let Some(p) = self.ping {
+                    min(Some(self.last_tx + p));
+                }
+                if let Some(p) = self.ping_restart {
+                    min(Some(self.last_rx + p));
+                }
+                if let Some(p) = self.ping_exit {
+                    min(Some(self.last_rx + p));
+                }
+                min(self.reneg_due());
+                // A renegotiation in progress must finish within hand-window.
+                if let Some(ks) = self.keys.last() {
+                    if ks.data.is_none() {
+                        min(Some(ks.started + self.cfg.hand_window));
+                    }
+                }
+            }
+            _ => {}
+        }
+        t
+    }
+
+    // ----- internals: control channel -----
+
+    fn unix_now(&self, now: Instant) -> u32 {
+        self.cfg
+            .unix_time_at_start
+            .wrapping_add(now.saturating_duration_since(self.started).as_secs() as u32)
+    }
+
+    fn start_key_state(&mut self, key_id: u8, reset: Opcode, now: Instant) -> Result<(), ClientError> {
+        let tls = TlsSession::client(self.cfg.tls.clone())?;
+        let mut send = ReliableSend::new(self.cfg.tls_timeout);
+        send.push(reset, Vec::new(), now);
+        self.keys.push(KeyState::new(key_id, tls, send, now));
+        Ok(())
+    }
+
+    fn key_index(&self, key_id: u8) -> Option<usize> {
+        self.keys.iter().position(|k| k.key_id == key_id)
+    }
+
+    fn handle_control(&mut self, now: Instant, datagram: &[u8]) -> Result<(), ClientError> {
+        let mut plain = std::mem::take(&mut self.frame_buf);
+        plain.clear();
+        let r = self.handle_control_inner(now, datagram, &mut plain);
+        self.frame_buf = plain;
+        r
+    }
+
+    fn handle_control_inner(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        plain: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
+        if self.wrap.unwrap(datagram, plain).is_err() {
+            self.stats.dropped += 1;
+            return Ok(());
+        }
+        let Ok(pkt) = ControlPacket::parse(plain) else {
+            self.stats.dropped += 1;
+            return Ok(());
+        };
+        match (pkt.opcode, self.peer_sid) {
+            (Opcode::HardResetServerV2, None) => self.peer_sid = Some(pkt.session_id),
+            (_, Some(peer)) if peer == pkt.session_id => {}
+            _ => {
+                self.stats.dropped += 1;
+                return Ok(());
+            }
+        }
+        self.got_any = true;
+        self.last_rx = now;
+        let idx = match self.key_index(pkt.key_id) {
+            Some(i) => i,
+            None if pkt.opcode == Opcode::SoftResetV1 && self.state == State::Connected => {
+                // Server-initiated renegotiation.
+                self.start_key_state(pkt.key_id, Opcode::SoftResetV1, now)?;
+                self.keys.len() - 1
+            }
+            None => {
+                self.stats.dropped += 1;
+                return Ok(());
+            }
+        };
+        let ks = &mut self.keys[idx];
+        if pkt.ack_peer_session_id == Some(self.sid) {
+            for &id in &pkt.acks {
+                ks.send.handle_ack(id);
+            }
+        }
+        if let Some(id) = pkt.message_id {
+            if ks.recv.handle(id, pkt.opcode, pkt.payload) == RecvOutcome::OutOfWindow {
+                self.stats.dropped += 1;
+            }
+        }
+        while let Some((opcode, payload)) = self.keys[idx].recv.poll_in_order() {
+            self.handle_message(now, idx, opcode, &payload)?;
+        }
+        self.progress(now)
+    }
+
+    fn handle_message(
+        &mut self,
+        _now: Instant,
+        idx: usize,
+        opcode: Opcode,
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
+        let ks = &mut self.keys[idx];
+        match opcode {
+            Opcode::HardResetServerV2 => {
+                // TLVs: type 1 = flags, flag 1 = resend WKc (tls-crypt-v2 cookie mode).
+                let mut p = payload;
+                while p.len() >= 4 {
+                    let ty = u16::from_be_bytes([p[0], p[1]]);
+                    let len = u16::from_be_bytes([p[2], p[3]]) as usize;
+                    let Some(v) = p.get(4..4 + len) else { break };
+                    if ty == 1 && len >= 2 && u16::from_be_bytes([v[0], v[1]]) & 1 != 0 {
+                        ks.send_wkc = self.wrap.is_tls_crypt_v2();
+                    }
+                    p = &p[4 + len..];
+                }
+            }
+            Opcode::SoftResetV1 => {}
+            Opcode::ControlV1 | Opcode::ControlWkcV1 => {
+                if let Err(e) = ks.tls.feed(payload) {
+                    // Let the TLS alert reach the server before failing.
+                    ks.tls.drain(&mut ks.tls_out);
+                    return Err(e.into());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Advances every key state: starts TLS once our reset is acked, packetizes TLS output,
+    /// runs the key exchange, reads control messages.
+    fn progress(&mut self, now: Instant) -> Result<(), ClientError> {
+        let mut i = 0;
+        while i < self.keys.len() {
+            self.progress_key(now, i)?;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn max_payloads(&self) -> (usize, usize) {
+        let fixed = 1 + 8 + 1 + 4 * MAX_PIGGYBACK_ACKS + 8 + 4;
+        let base = CONTROL_DATAGRAM_BUDGET.saturating_sub(self.wrap.overhead() + fixed).max(256);
+        let wkc = base.saturating_sub(self.wrap.wkc_len()).max(128);
+        (base, wkc)
+    }
+
+    fn progress_key(&mut self, now: Instant, idx: usize) -> Result<(), ClientError> {
+        let (max_payload, max_wkc) = self.max_payloads();
+        let peer_known = self.peer_sid.is_some();
+        {
+            let ks = &mut self.keys[idx];
+            if ks.phase == key_state::Phase::Reset && ks.send.is_empty() && peer_known {
+                ks.phase = Phase::Tls;
+            }
+            if ks.phase == Phase::Reset {
+                return Ok(());
+            }
+            if !ks.tls.is_handshaking() && !ks.km_sent {
+                let tls_desc = ks.tls.describe();
+                self.events.push_back(Event::TlsEstablished(tls_desc));
+                self.write_key_method(idx)?;
+            }
+        }
+        let ks = &mut self.keys[idx];
+        ks.tls.read_plain(&mut ks.plain_in);
+        if ks.server_km.is_none() {
+            if let Some(len) = key_method2::message_len(&ks.plain_in, false) {
+                let msg = key_method2::read_server_message(&ks.plain_in[..len])?;
+                ks.plain_in.drain(..len);
+                ks.server_km = Some(msg);
+            }
+        }
+        if ks.km_sent && ks.server_km.is_some() && ks.phase == Phase::Tls {
+            ks.phase = Phase::Exchanged;
+            if ks.key_id == 0 && !self.push_done {
+                self.send_push_request(now)?;
+            } else if self.push_done {
+                self.install_keys(now, idx)?;
+            }
+        }
+        // Control messages: NUL-terminated strings.
+        loop {
+            let ks = &mut self.keys[idx];
+            if ks.server_km.is_none() {
+                break;
+            }
+            let Some(nul) = ks.plain_in.iter().position(|&b| b == 0) else { break };
+            let msg: Vec<u8> = ks.plain_in.drain(..=nul).collect();
+            let text = String::from_utf8_lossy(&msg[..msg.len() - 1]).into_owned();
+            self.handle_text(now, idx, &text)?;
+            if self.state == State::Closed {
+                return Ok(());
+            }
+        }
+        let ks = &mut self.keys[idx];
+        ks.tls.drain(&mut ks.tls_out);
+        ks.packetize(now, max_payload, max_wkc);
+        Ok(())
+    }
+
+    fn write_key_method(&mut self, idx: usize) -> Result<(), ClientError> {
+        let km = ClientKeyMessage::generate(&mut |b: &mut [u8]| (self.cfg.rng)(b));
+        let mut buf = Zeroizing::new(Vec::with_capacity(512));
+        let token_creds;
+        let creds = match (&self.auth_token, &self.cfg.credentials) {
+            (Some(tok), Some(c)) => {
+                let user = self.auth_token_user.clone().unwrap_or_else(|| c.username.to_string());
+                token_creds = (user, tok.to_string());
+                Some((token_creds.0.as_str(), token_creds.1.as_str()))
+            }
+            (Some(tok), None) => {
+                let user = self.auth_token_user.clone().unwrap_or_default();
+                token_creds = (user, tok.to_string());
+                Some((token_creds.0.as_str(), token_creds.1.as_str()))
+            }
+            (None, Some(c)) => Some((c.username.as_str(), c.password.as_str())),
+            (None, None) => None,
+        };
+        km.write(&self.cfg.occ_options, creds, &self.cfg.peer_info, &mut buf);
+        let ks = &mut self.keys[idx];
+        ks.tls.write_plain(&buf)?;
+        ks.client_km = Some(km);
+        ks.km_sent = true;
+        Ok(())
+    }
+
+    fn send_control_message(&mut self, now: Instant, text: &str) -> Result<(), ClientError> {
+        let Some(idx) = self.primary_index() else {
+            return Ok(());
+        };
+        let mut msg = text.as_bytes().to_vec();
+        msg.push(0);
+        let (max_payload, max_wkc) = self.max_payloads();
+        let ks = &mut self.keys[idx];
+        ks.tls.write_plain(&msg)?;
+        ks.tls.drain(&mut ks.tls_out);
+        ks.packetize(now, max_payload, max_wkc);
+        Ok(())
+    }
+
+    /// The newest key state whose key exchange finished.
+    fn primary_index(&self) -> Option<usize> {
+        self.keys.iter().rposition(|k| k.phase == Phase::Exchanged)
+    }
+
+    fn send_push_request(&mut self, now: Instant) -> Result<(), ClientError> {
+        self.next_push_request = Some(now + PUSH_REQUEST_INTERVAL);
+        self.send_control_message(now, "PUSH_REQUEST")
+    }
+
+    fn handle_text(&mut self, now: Instant, _idx: usize, text: &str) -> Result<(), ClientError> {
+        if let Some(body) = text.strip_prefix("PUSH_REPLY") {
+            if self.push_done {
+                return Ok(());
+            }
+            let body = body.strip_prefix(',').unwrap_or(body);
+            let more = self.push.apply_chunk(body, &self.cfg.pull)?;
+            if !more {
+                self.push_done = true;
+                self.next_push_request = None;
+                self.apply_push(now)?;
+            }
+        } else if let Some(reason) = text.strip_prefix("AUTH_FAILED") {
+            let reason = reason.strip_prefix(',').unwrap_or(reason).to_owned();
+            if let Some(msg) = reason.strip_prefix("SESSION:") {
+                self.auth_token = None;
+                self.finish(ClientError::TokenExpired(msg.to_owned()));
+            } else if self.auth_token.is_some() && self.cfg.credentials.is_some() {
+                // 2.6 drops the token on a plain AUTH_FAILED too and retries with the password.
+                self.auth_token = None;
+                self.finish(ClientError::TokenExpired(reason));
+            } else {
+                self.finish(ClientError::AuthFailed(reason));
+            }
+        } else if let Some(rest) = text.strip_prefix("RESTART") {
+            self.finish(ClientError::ServerRestart(strip_flags(rest)));
+        } else if let Some(rest) = text.strip_prefix("HALT") {
+            self.finish(ClientError::ServerHalt(strip_flags(rest)));
+        } else if text == "EXIT" || text.starts_with("EXIT,") {
+            self.finish(ClientError::ServerRestart("the server is shutting down".into()));
+        } else if let Some(rest) = text.strip_prefix("AUTH_PENDING") {
+            self.events.push_back(Event::Info(format!(
+                "authentication pending{rest}: complete it as the server instructs"
+            )));
+            self.next_push_request = Some(now + PUSH_REQUEST_INTERVAL);
+        } else if let Some(rest) = text.strip_prefix("INFO_PRE,").or_else(|| text.strip_prefix("INFO,")) {
+            self.events.push_back(Event::Info(rest.to_owned()));
+        } else {
+            self.events.push_back(Event::Warning(format!("unknown control message '{text}'")));
+        }
+        Ok(())
+    }
+
+    fn apply_push(&mut self, now: Instant) -> Result<(), ClientError> {
+        let cipher = match self.push.cipher {
+            Some(c) => c,
+            None => self.cfg.fallback_cipher.ok_or_else(|| {
+                ClientError::NoCipher(
+                    "the server pushed no data cipher and the profile has no 'data-ciphers-fallback' (an old server? add 'data-ciphers-fallback AES-256-CBC' or whatever the server uses)"
+                        .into(),
+                )
+            })?,
+        };
+        if !self.cfg.ciphers.contains(&cipher) && Some(cipher) != self.cfg.fallback_cipher {
+            return Err(ClientError::NoCipher(format!(
+                "the server chose data cipher {cipher}, which is not in this profile's data-ciphers ({})",
+                self.cfg.ciphers.iter().map(|c| c.name()).collect::<Vec<_>>().join(":")
+            )));
+        }
+        self.cipher = Some(cipher);
+        self.peer_id = self.push.peer_id;
+        self.cc_exit = self.push.cc_exit;
+        self.ekm = self.push.tls_ekm;
+        if let Some(c) = self.push.compression {
+            self.framing = framing_of(c);
+        }
+        if let Some(p) = self.push.ping {
+            self.ping = Some(p).filter(|d| !d.is_zero());
+        }
+        if let Some(p) = self.push.ping_restart {
+            self.ping_restart = Some(p).filter(|d| !d.is_zero());
+        }
+        if let Some(p) = self.push.ping_exit {
+            self.ping_exit = Some(p).filter(|d| !d.is_zero());
+        }
+        if let Some(tok) = self.push.auth_token.take() {
+            self.auth_token = Some(Zeroizing::new(tok));
+        }
+        if let Some(user) = self.push.auth_token_user.take() {
+            self.auth_token_user = Some(user);
+        }
+        if let Some(n) = self.push.explicit_exit_notify {
+            if self.cfg.explicit_exit_notify == 0 {
+                self.cfg.explicit_exit_notify = n;
+            }
+        }
+        for ignored in std::mem::take(&mut self.push.ignored) {
+            self.events.push_back(Event::Warning(format!("pushed option ignored: {ignored}")));
+        }
+        let idx = self
+            .keys
+            .iter()
+            .position(|k| k.key_id == 0 && k.phase == Phase::Exchanged)
+            .ok_or_else(|| ClientError::Protocol("PUSH_REPLY before the key exchange".into()))?;
+        self.install_keys(now, idx)?;
+        self.state = State::Connected;
+        self.last_rx = now;
+        self.last_tx = now;
+        self.events.push_back(Event::Connected(Box::new(self.push.clone())));
+        Ok(())
+    }
+
+    fn derive_key2(&self, idx: usize) -> Result<Key2, ClientError> {
+        let ks = &self.keys[idx];
+        if self.ekm {
+            let mut out = Zeroizing::new([0u8; 256]);
+            ks.tls.export(b"EXPORTER-OpenVPN-datakeys", &mut out[..])?;
+            return Ok(Key2::from_bytes(&out));
+        }
+        let (Some(c), Some(s), Some(peer)) = (&ks.client_km, &ks.server_km, &self.peer_sid) else {
+            return Err(ClientError::Protocol("key exchange incomplete".into()));
+        };
+        Ok(derive_key2(&PrfInputs {
+            pre_master: &c.pre_master,
+            client_random1: &c.random1,
+            client_random2: &c.random2,
+            server_random1: &s.random1,
+            server_random2: &s.random2,
+            client_sid: &self.sid,
+            server_sid: peer,
+        }))
+    }
+
+    fn install_keys(&mut self, now: Instant, idx: usize) -> Result<(), ClientError> {
+        let cipher = self.cipher.ok_or_else(|| ClientError::Protocol("no cipher".into()))?;
+        let key2 = self.derive_key2(idx)?;
+        let mut dk = DataKey::new(cipher, self.cfg.auth, &key2, data::Role::Client)
+            .map_err(|e| ClientError::NoCipher(e.to_string()))?;
+        let rng = self.cfg.rng.clone();
+        dk.set_rng(Box::new(move |b: &mut [u8]| rng(b)));
+        dk.set_replay_window(self.cfg.replay_window);
+        let ks = &mut self.keys[idx];
+        ks.data = Some(dk);
+        ks.installed_at = Some(now);
+        // The key exchange secrets are no longer needed.
+        ks.client_km = None;
+        ks.server_km = None;
+        if ks.key_id == 0 && self.tx_key.is_none() {
+            self.tx_key = Some(idx);
+            ks.peer_uses = true;
+        } else {
+            self.stats.renegotiations += 1;
+            let key_id = ks.key_id;
+            self.events.push_back(Event::Renegotiated { key_id });
+            // Older keys become lame ducks.
+            let expires = now + self.cfg.tran_window;
+            for (i, k) in self.keys.iter_mut().enumerate() {
+                if i != idx && k.expires.is_none() {
+                    k.expires = Some(expires);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reneg_due(&self) -> Option<Instant> {
+        let sec = self.cfg.reneg_sec?;
+        let newest = self.keys.last()?;
+        // Only one renegotiation at a time.
+        if newest.data.is_none() {
+            return None;
+        }
+        Some(newest.installed_at.unwrap_or(newest.started) + sec)
+    }
+
+    fn start_renegotiation(&mut self, now: Instant) -> Result<(), ClientError> {
+        let last = self.keys.last().map(|k| k.key_id).unwrap_or(0);
+        let key_id = if last >= 7 { 1 } else { last + 1 };
+        // Keep at most the current key and one lame duck.
+        self.drop_expired_keys(now, true);
+        self.start_key_state(key_id, Opcode::SoftResetV1, now)
+    }
+
+    fn drop_expired_keys(&mut self, now: Instant, make_room: bool) {
+        let tx_id = self.tx_key.map(|i| self.keys[i].key_id);
+        let primary = self.keys.iter().rposition(|k| k.data.is_some());
+        let mut i = 0;
+        let mut keep_budget = self.keys.len();
+        while i < self.keys.len() {
+            let k = &self.keys[i];
+            let expired = k.expires.is_some_and(|e| now >= e);
+            let is_tx = Some(k.key_id) == tx_id;
+            let surplus = make_room && keep_budget > 1 && Some(i) != primary && !is_tx;
+            if (expired || surplus) && !is_tx {
+                self.keys.remove(i);
+                keep_budget -= 1;
+                continue;
+            }
+            i += 1;
+        }
+        self.tx_key = tx_id.and_then(|id| self.key_index(id));
+    }
+
+    fn run_timers(&mut self, now: Instant) -> Result<(), ClientError> {
+        match self.state {
+            State::Closed => return Ok(()),
+            State::Closing { until } => {
+                self.send_exit_notifications(now);
+                let acked = self.keys.iter().all(|k| k.send.is_empty());
+                if now >= until || (self.cc_exit && acked && self.exit_notify_left == 0) {
+                    self.finish(ClientError::LocallyClosed);
+                }
+                return Ok(());
+            }
+            State::Connecting => {
+                if !self.got_any && now >= self.started + self.cfg.server_poll_timeout {
+                    return Err(ClientError::NoResponse(self.cfg.server_poll_timeout));
+                }
+                if now >= self.started + self.cfg.hand_window {
+                    let hint = if !self.got_any {
+                        "the server never answered"
+                    } else if self.keys.first().is_some_and(|k| k.tls.is_handshaking()) {
+                        "the server answered but the TLS handshake stalled (packet loss, or an MTU problem on the path)"
+                    } else {
+                        "the server did not send its configuration (PUSH_REPLY); check the server log"
+                    };
+                    return Err(ClientError::HandshakeTimeout(self.cfg.hand_window, hint));
+                }
+            }
+            State::Connected => {
+                if let Some(p) = self.ping_exit {
+                    if now >= self.last_rx + p {
+                        return Err(ClientError::PingExit(p));
+                    }
+                }
+                if let Some(p) = self.ping_restart {
+                    if now >= self.last_rx + p {
+                        return Err(ClientError::PingRestart(p));
+                    }
+                }
+                if let Some(p) = self.ping {
+                    if now >= self.last_tx + p {
+                        let mut out = Vec::new();
+                        if self.seal_payload(now, Payload::Ping, &mut out) {
+                            self.transmits.push_back(out);
+                        }
+                    }
+                }
+                let wants_reneg = self
+                    .tx_key
+                    .and_then(|i| self.keys[i].data.as_ref())
+                    .is_some_and(|d| d.wants_renegotiation());
+                if self.reneg_due().is_some_and(|t| now >= t) || (wants_reneg && self.reneg_due().is_some())
+                {
+                    self.start_renegotiation(now)?;
+                }
+                if let Some(ks) = self.keys.last() {
+                    if ks.data.is_none() && ks.key_id != 0 && now >= ks.started + self.cfg.hand_window {
+                        return Err(ClientError::HandshakeTimeout(
+                            self.cfg.hand_window,
+                            "a renegotiation did not complete",
+                        ));
+                    }
+                }
+                // Switch sending to the newest key once the server uses it (or after a grace).
+                if let Some(newest) = self.keys.iter().rposition(|k| k.data.is_some()) {
+                    if Some(newest) != self.tx_key {
+                        let k = &self.keys[newest];
+                        if k.peer_uses || k.installed_at.is_some_and(|t| now >= t + KEY_SWITCH_GRACE) {
+                            self.tx_key = Some(newest);
+                        }
+                    }
+                }
+                self.drop_expired_keys(now, false);
+            }
+        }
+        if let Some(t) = self.next_push_request {
+            if now >= t && !self.push_done {
+                self.send_push_request(now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_exit_notifications(&mut self, now: Instant) {
+        while self.exit_notify_left > 0 && self.next_exit_notify.is_some_and(|t| now >= t) {
+            let mut out = Vec::new();
+            if self.seal_payload(now, Payload::OccExit, &mut out) {
+                self.transmits.push_back(out);
+            }
+            self.exit_notify_left -= 1;
+            self.next_exit_notify =
+                (self.exit_notify_left > 0).then_some(now + EXIT_NOTIFY_INTERVAL);
+        }
+    }
+
+    fn fail(&mut self, e: ClientError) {
+        self.finish(e);
+    }
+
+    fn finish(&mut self, e: ClientError) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        // Wipe every key.
+        self.keys.clear();
+        self.tx_key = None;
+        self.events.push_back(Event::Closed(e));
+    }
+
+    // ----- internals: data channel -----
+
+    fn seal_payload(&mut self, now: Instant, payload: Payload<'_>, out: &mut Vec<u8>) -> bool {
+        let Some(idx) = self.tx_key else { return false };
+        let key_id = self.keys[idx].key_id;
+        let framing = self.framing;
+        match payload {
+            Payload::Ip(p) => framing.frame(p, &mut self.scratch),
+            Payload::Ping => framing.frame(&data::PING_MAGIC, &mut self.scratch),
+            Payload::OccExit => framing.frame(&data::occ_exit(), &mut self.scratch),
+        }
+        let Some(dk) = self.keys[idx].data.as_mut() else { return false };
+        let ok = match self.peer_id {
+            Some(peer_id) => dk.seal(&data::header_v2(key_id, peer_id), &self.scratch, out),
+            None => dk.seal(&data::header_v1(key_id), &self.scratch, out),
+        };
+        if ok.is_err() {
+            out.clear();
+            return false;
+        }
+        self.last_tx = now;
+        true
+    }
+
+    fn handle_data(&mut self, now: Instant, datagram: &[u8], key_id: u8, packet_out: &mut Vec<u8>) -> bool {
+        let Ok((_, _, _, header_len)) = wire::data_header(datagram) else {
+            self.stats.dropped += 1;
+            return false;
+        };
+        let Some(idx) = self.key_index(key_id) else {
+            self.stats.dropped += 1;
+            return false;
+        };
+        let framing = self.framing;
+        let ks = &mut self.keys[idx];
+        let Some(dk) = ks.data.as_mut() else {
+            self.stats.dropped += 1;
+            return false;
+        };
+        let plain = match dk.open(datagram, header_len, &mut self.scratch) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.dropped += 1;
+                return false;
+            }
+        };
+        ks.peer_uses = true;
+        self.last_rx = now;
+        let Ok(payload) = framing.unframe_in_place(plain) else {
+            self.stats.dropped += 1;
+            return false;
+        };
+        match data::classify(payload) {
+            Inband::Ip(ip) => {
+                packet_out.clear();
+                packet_out.extend_from_slice(ip);
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += ip.len() as u64;
+                true
+            }
+            Inband::Ping => false,
+            Inband::Occ { opcode, .. } => {
+                if opcode == 6 {
+                    // OCC EXIT: the server is going away.
+                    self.finish(ClientError::ServerRestart("the server is shutting down".into()));
+                }
+                false
+            }
+        }
+    }
+}
+
+enum Payload<'a> {
+    Ip(&'a [u8]),
+    Ping,
+    OccExit,
+}
+
+fn framing_of(c: Compression) -> Framing {
+    match c {
+        Compression::None => Framing::None,
+        Compression::LzoFraming => Framing::Lzo,
+        Compression::Stub => Framing::Stub,
+        Compression::StubV2 => Framing::StubV2,
+    }
+}
+
+/// `RESTART,[P]message` → `message`.
+fn strip_flags(rest: &str) -> String {
+    let rest = rest.strip_prefix(',').unwrap_or(rest);
+    match rest.strip_prefix('[') {
+        Some(r) => r.split_once(']').map(|(_, m)| m).unwrap_or("").to_owned(),
+        None => rest.to_owned(),
+    }
+}

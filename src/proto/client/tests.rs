@@ -1,0 +1,1 @@
+//! Simulated-pair tests live here.

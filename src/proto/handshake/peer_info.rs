@@ -1,0 +1,113 @@
+//! The client's peer-info (`IV_*` variables) and OCC options string: what the client tells the
+//! server it can do. Announce nothing that is not handled.
+
+use crate::proto::keys::Cipher;
+
+/// `IV_PROTO` bits (PROTOCOL.md A.3.2).
+pub mod iv_proto {
+    /// DATA_V2 with peer-id.
+    pub const DATA_V2: u32 = 1 << 1;
+    /// The server may push without waiting for PUSH_REQUEST.
+    pub const REQUEST_PUSH: u32 = 1 << 2;
+    /// TLS keying-material exporter.
+    pub const TLS_KEY_EXPORT: u32 = 1 << 3;
+    /// The 2.6 `dns` option.
+    pub const DNS_OPTION: u32 = 1 << 6;
+    /// Control-channel EXIT and pushed `protocol-flags`.
+    pub const CC_EXIT_NOTIFY: u32 = 1 << 7;
+}
+
+/// What goes into the peer-info block.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    /// `data-ciphers`.
+    pub ciphers: Vec<Cipher>,
+    /// `tun-mtu-max`.
+    pub mtu: u16,
+    /// TCP transport.
+    pub tcp: bool,
+    /// `setenv UV_*` and the like.
+    pub extra: Vec<(String, String)>,
+    /// Platform name (`linux`, `mac`, `win`, ...).
+    pub platform: &'static str,
+}
+
+impl PeerInfo {
+    /// The `IV_PROTO` value we announce.
+    pub fn iv_proto() -> u32 {
+        iv_proto::DATA_V2
+            | iv_proto::REQUEST_PUSH
+            | iv_proto::TLS_KEY_EXPORT
+            | iv_proto::DNS_OPTION
+            | iv_proto::CC_EXIT_NOTIFY
+    }
+
+    /// Renders the newline-separated block.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mut var = |k: &str, v: &str| {
+            s.push_str(k);
+            s.push('=');
+            s.push_str(v);
+            s.push('\n');
+        };
+        var("IV_VER", "2.6.14");
+        var("IV_PLAT", self.platform);
+        var("IV_PROTO", &Self::iv_proto().to_string());
+        if self.ciphers.contains(&Cipher::Aes128Gcm) && self.ciphers.contains(&Cipher::Aes256Gcm) {
+            var("IV_NCP", "2");
+        }
+        let ciphers: Vec<&str> = self.ciphers.iter().map(|c| c.name()).collect();
+        var("IV_CIPHERS", &ciphers.join(":"));
+        var("IV_MTU", &self.mtu.to_string());
+        var("IV_TCPNL", "1");
+        var("IV_LZO_STUB", "1");
+        var("IV_COMP_STUB", "1");
+        var("IV_COMP_STUBv2", "1");
+        var("IV_GUI_VER", concat!("ferrovpn_", env!("CARGO_PKG_VERSION")));
+        for (k, v) in &self.extra {
+            var(k, v);
+        }
+        s
+    }
+}
+
+/// The OCC options string (only used by servers for mismatch warnings and, for very old
+/// servers, as the source of the client's cipher).
+pub fn occ_options_string(tcp: bool, ipv6: bool, tun_mtu: u16, tls_auth: Option<&str>) -> String {
+    let proto = match (tcp, ipv6) {
+        (false, false) => "UDPv4",
+        (false, true) => "UDPv6",
+        (true, false) => "TCPv4_CLIENT",
+        (true, true) => "TCPv6_CLIENT",
+    };
+    let mut s = format!("V4,dev-type tun,link-mtu 1541,tun-mtu {tun_mtu},proto {proto}");
+    match tls_auth {
+        Some(digest) => s.push_str(&format!(",keydir 1,auth {digest},keysize 128,tls-auth")),
+        None => s.push_str(",auth SHA1,keysize 128"),
+    }
+    s.push_str(",key-method 2,tls-client");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_info_announces_what_is_handled() {
+        let pi = PeerInfo {
+            ciphers: Cipher::default_list(),
+            mtu: 1600,
+            tcp: false,
+            extra: vec![("UV_X".into(), "1".into())],
+            platform: "linux",
+        };
+        let s = pi.render();
+        assert!(s.contains("IV_PROTO=206\n"), "{s}");
+        assert!(s.contains("IV_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\n"));
+        assert!(s.contains("IV_NCP=2\n"));
+        assert!(s.contains("UV_X=1\n"));
+        assert!(!s.contains("IV_LZ4"));
+    }
+}

@@ -1,0 +1,750 @@
+//! The only file that touches rustls: configuration from the profile's TLS settings, OpenVPN-style
+//! peer verification, and a byte-buffer driven TLS session.
+//!
+//! OpenVPN never checks a host name. A server is accepted when its chain leads to the profile's CA
+//! (or its SHA-256 fingerprint is pinned with `peer-fingerprint`), it is not revoked by the
+//! `crl-verify` list, and it passes `remote-cert-tls server` (EKU serverAuth and a key usage fit
+//! for TLS), `verify-x509-name`. Unlike OpenVPN, which only warns, a profile with none of those
+//! checks still requires the serverAuth EKU, unless the user passes `--no-server-eku-check`.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::config::{CertRole, TlsSettings, VerifyX509Name, X509NameKind};
+
+const EKU_SERVER_AUTH: &[u8] = &oid_bytes::SERVER_AUTH;
+const EKU_CLIENT_AUTH: &[u8] = &oid_bytes::CLIENT_AUTH;
+
+mod oid_bytes {
+    /// 1.3.6.1.5.5.7.3.1
+    pub(super) const SERVER_AUTH: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+    /// 1.3.6.1.5.5.7.3.2
+    pub(super) const CLIENT_AUTH: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+}
+
+/// Errors building a TLS configuration from the profile (local configuration faults).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    /// A PEM block could not be read.
+    #[error("cannot read {what}: {detail}")]
+    Pem {
+        /// Which item (`ca`, `cert`, `key`, `extra-certs`, `crl-verify`).
+        what: &'static str,
+        /// Parser message.
+        detail: String,
+    },
+    /// A CA certificate is unusable as a trust anchor.
+    #[error("the 'ca' certificate cannot be used as a trust anchor: {0}")]
+    BadTrustAnchor(String),
+    /// The profile gives neither a CA nor a fingerprint.
+    #[error("the profile has neither 'ca' nor 'peer-fingerprint': the peer could not be authenticated")]
+    NoTrust,
+    /// `cert` without `key` or the other way round.
+    #[error("'cert' and 'key' must be given together")]
+    CertWithoutKey,
+    /// rustls refused the configuration.
+    #[error("TLS configuration refused: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// Unknown `tls-version-min/max`.
+    #[error("unsupported TLS version '{0}' (use 1.2 or 1.3)")]
+    BadVersion(String),
+}
+
+/// Why the peer's certificate was refused, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerCertError {
+    /// Chain does not lead to the profile's CA.
+    #[error(
+        "the server certificate is not signed by the profile's CA ({0}); check that the 'ca' in the profile belongs to this server"
+    )]
+    UntrustedChain(String),
+    /// EKU serverAuth missing while required by default.
+    #[error(
+        "the server certificate lacks the 'TLS Web Server Authentication' (serverAuth) extended key usage; this protects against another client of the same CA posing as the server. If the server's certificate really lacks it, use --no-server-eku-check (less safe) or fix the server certificate"
+    )]
+    MissingServerEku,
+    /// `remote-cert-tls` failed.
+    #[error("the peer certificate fails 'remote-cert-tls {role}': {detail}")]
+    RemoteCertTls {
+        /// `server` or `client`.
+        role: &'static str,
+        /// What is missing.
+        detail: String,
+    },
+    /// `verify-x509-name` failed.
+    #[error("the peer certificate fails 'verify-x509-name {expected}': its subject is '{subject}'")]
+    X509Name {
+        /// The configured name.
+        expected: String,
+        /// What the certificate says.
+        subject: String,
+    },
+    /// `peer-fingerprint` failed.
+    #[error("the peer certificate's SHA-256 fingerprint {0} is not in 'peer-fingerprint'")]
+    Fingerprint(String),
+    /// Revoked by the CRL.
+    #[error("the peer certificate is revoked by the 'crl-verify' list")]
+    Revoked,
+    /// Certificate expired or not yet valid.
+    #[error("the peer certificate is outside its validity period ({0}); check this machine's clock")]
+    Validity(String),
+    /// Undecodable certificate.
+    #[error("the peer certificate cannot be parsed: {0}")]
+    Malformed(String),
+}
+
+impl From<PeerCertError> for rustls::Error {
+    fn from(e: PeerCertError) -> Self {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+            Arc::new(e),
+        )))
+    }
+}
+
+/// Errors while running a TLS session.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The peer certificate was refused.
+    #[error("{0}")]
+    PeerCert(String),
+    /// The peer sent a TLS alert.
+    #[error("the peer ended the TLS handshake with alert '{0}'")]
+    Alert(String),
+    /// No common TLS version / cipher suite / signature scheme.
+    #[error("TLS negotiation failed: {0}")]
+    Incompatible(String),
+    /// Anything else from rustls.
+    #[error("TLS error: {0}")]
+    Other(String),
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(e: rustls::Error) -> Self {
+        match e {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
+                Self::PeerCert(o.0.to_string())
+            }
+            rustls::Error::InvalidCertificate(c) => Self::PeerCert(format!("{c:?}")),
+            rustls::Error::AlertReceived(a) => Self::Alert(format!("{a:?}")),
+            rustls::Error::PeerIncompatible(p) => Self::Incompatible(format!("{p:?}")),
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn read_certs(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsConfigError::Pem { what, detail: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(TlsConfigError::Pem { what, detail: "no CERTIFICATE block found".into() });
+    }
+    Ok(certs)
+}
+
+fn read_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| TlsConfigError::Pem {
+        what: "key",
+        detail: format!("{e} (encrypted keys are not supported yet; decrypt with openssl pkey)"),
+    })
+}
+
+fn versions(
+    tls: &TlsSettings,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsConfigError> {
+    let parse = |v: &Option<String>, default: u8| -> Result<u8, TlsConfigError> {
+        match v.as_deref() {
+            None => Ok(default),
+            Some("1.2") => Ok(2),
+            Some("1.3") => Ok(3),
+            Some("1.0") | Some("1.1") => Ok(2),
+            Some(other) => Err(TlsConfigError::BadVersion(other.to_owned())),
+        }
+    };
+    let min = parse(&tls.tls_version_min, 2)?;
+    let max = parse(&tls.tls_version_max, 3)?;
+    let mut out = Vec::new();
+    if min <= 3 && max >= 3 {
+        out.push(&rustls::version::TLS13);
+    }
+    if min <= 2 && max >= 2 {
+        out.push(&rustls::version::TLS12);
+    }
+    if out.is_empty() {
+        return Err(TlsConfigError::BadVersion(format!("min {min} > max {max}")));
+    }
+    Ok(out)
+}
+
+/// How a peer certificate is checked (shared by the client and server verifiers).
+#[derive(Debug)]
+struct PeerPolicy {
+    anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    crls: Vec<webpki::CertRevocationList<'static>>,
+    fingerprints: Vec<[u8; 32]>,
+    remote_cert_tls: Option<CertRole>,
+    verify_name: Option<VerifyX509Name>,
+    /// EKU that must be present on the end-entity certificate (None: no EKU requirement).
+    required_eku: Option<&'static [u8]>,
+    provider: Arc<CryptoProvider>,
+}
+
+struct RequireEku(&'static [u8]);
+
+#[allow(deprecated)]
+impl webpki::ExtendedKeyUsageValidator for RequireEku {
+    fn validate(&self, iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        let wanted = webpki::KeyPurposeId::new(self.0);
+        for id in iter {
+            if id? == wanted {
+                return Ok(());
+            }
+        }
+        Err(webpki::Error::RequiredEkuNotFound)
+    }
+}
+
+struct AnyEku;
+
+impl webpki::ExtendedKeyUsageValidator for AnyEku {
+    fn validate(&self, iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        for id in iter {
+            id?;
+        }
+        Ok(())
+    }
+}
+
+impl PeerPolicy {
+    fn new(
+        tls: &TlsSettings,
+        default_eku: Option<&'static [u8]>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, TlsConfigError> {
+        let mut anchors = Vec::new();
+        if let Some(ca) = &tls.ca {
+            for cert in read_certs("ca", ca)? {
+                let anchor = webpki::anchor_from_trusted_cert(&cert)
+                    .map_err(|e| TlsConfigError::BadTrustAnchor(e.to_string()))?;
+                anchors.push(anchor.to_owned());
+            }
+        }
+        if anchors.is_empty() && tls.peer_fingerprints.is_empty() {
+            return Err(TlsConfigError::NoTrust);
+        }
+        let mut crls = Vec::new();
+        if let Some(crl) = &tls.crl {
+            let ders: Vec<Vec<u8>> = if crl.starts_with(b"-----") {
+                rustls::pki_types::CertificateRevocationListDer::pem_slice_iter(crl)
+                    .map(|r| r.map(|d| d.to_vec()))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| TlsConfigError::Pem { what: "crl-verify", detail: e.to_string() })?
+            } else {
+                vec![crl.clone()]
+            };
+            for der in ders {
+                let owned = webpki::OwnedCertRevocationList::from_der(&der).map_err(|e| {
+                    TlsConfigError::Pem { what: "crl-verify", detail: e.to_string() }
+                })?;
+                crls.push(webpki::CertRevocationList::Owned(owned));
+            }
+        }
+        let remote_cert_tls = tls.remote_cert_tls;
+        let required_eku = match remote_cert_tls {
+            Some(CertRole::Server) => Some(EKU_SERVER_AUTH),
+            Some(CertRole::Client) => Some(EKU_CLIENT_AUTH),
+            None => default_eku,
+        };
+        Ok(Self {
+            anchors,
+            crls,
+            fingerprints: tls.peer_fingerprints.clone(),
+            remote_cert_tls,
+            verify_name: tls.verify_x509_name.clone(),
+            required_eku,
+            provider,
+        })
+    }
+
+    fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), PeerCertError> {
+        let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, end_entity);
+        let fp_ok = self.fingerprints.iter().any(|f| f[..] == *fingerprint.as_ref());
+        if !self.fingerprints.is_empty() && !fp_ok && self.anchors.is_empty() {
+            return Err(PeerCertError::Fingerprint(hex_colon(fingerprint.as_ref())));
+        }
+        if !fp_ok {
+            self.verify_chain(end_entity, intermediates, now)?;
+        }
+        let (_, cert) = X509Certificate::from_der(end_entity)
+            .map_err(|e| PeerCertError::Malformed(e.to_string()))?;
+        if let Some(role) = self.remote_cert_tls {
+            check_key_usage(&cert, role)?;
+        }
+        if let Some(expected) = &self.verify_name {
+            check_x509_name(&cert, expected)?;
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    fn verify_chain(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), PeerCertError> {
+        let ee = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|e| PeerCertError::Malformed(e.to_string()))?;
+        let crl_refs: Vec<&webpki::CertRevocationList<'_>> = self.crls.iter().collect();
+        let revocation = if crl_refs.is_empty() {
+            None
+        } else {
+            webpki::RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
+                b.with_depth(webpki::RevocationCheckDepth::EndEntity)
+                    .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                    .build()
+            })
+        };
+        let algs = self.provider.signature_verification_algorithms.all;
+        let result = match self.required_eku {
+            Some(eku) => ee.verify_for_usage(
+                algs,
+                &self.anchors,
+                intermediates,
+                now,
+                RequireEku(eku),
+                revocation,
+                None,
+            ),
+            None => ee.verify_for_usage(
+                algs,
+                &self.anchors,
+                intermediates,
+                now,
+                AnyEku,
+                revocation,
+                None,
+            ),
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(webpki::Error::RequiredEkuNotFound)
+            | Err(webpki::Error::RequiredEkuNotFoundContext(_)) => {
+                if self.remote_cert_tls.is_some() {
+                    let role = role_name(self.remote_cert_tls);
+                    Err(PeerCertError::RemoteCertTls {
+                        role,
+                        detail: format!("extended key usage {role}Auth is missing"),
+                    })
+                } else {
+                    Err(PeerCertError::MissingServerEku)
+                }
+            }
+            Err(webpki::Error::CertRevoked) => Err(PeerCertError::Revoked),
+            Err(e @ webpki::Error::CertExpired { .. })
+            | Err(e @ webpki::Error::CertNotValidYet { .. }) => {
+                Err(PeerCertError::Validity(format!("{e:?}")))
+            }
+            Err(e) => Err(PeerCertError::UntrustedChain(format!("{e:?}"))),
+        }
+    }
+}
+
+fn role_name(role: Option<CertRole>) -> &'static str {
+    match role {
+        Some(CertRole::Client) => "client",
+        _ => "server",
+    }
+}
+
+fn hex_colon(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+fn check_key_usage(cert: &X509Certificate<'_>, role: CertRole) -> Result<(), PeerCertError> {
+    let role_s = role_name(Some(role));
+    let ku = cert
+        .key_usage()
+        .map_err(|e| PeerCertError::Malformed(e.to_string()))?;
+    // OpenVPN's `remote-cert-tls` accepts a certificate without the KU extension only for
+    // the EKU part; with KU present it must allow digitalSignature or keyAgreement/keyEncipherment.
+    if let Some(ku) = ku {
+        let ku = ku.value;
+        let ok = ku.digital_signature() || ku.key_encipherment() || ku.key_agreement();
+        if !ok {
+            return Err(PeerCertError::RemoteCertTls {
+                role: role_s,
+                detail: "key usage allows neither digitalSignature, keyEncipherment nor keyAgreement"
+                    .into(),
+            });
+        }
+    } else {
+        return Err(PeerCertError::RemoteCertTls {
+            role: role_s,
+            detail: "the key usage extension is missing".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The subject in OpenVPN's form: `C=US, O=Org, CN=name`.
+fn subject_string(cert: &X509Certificate<'_>) -> String {
+    let mut parts = Vec::new();
+    for rdn in cert.subject().iter() {
+        for attr in rdn.iter() {
+            let key = x509_parser::objects::oid2abbrev(
+                attr.attr_type(),
+                x509_parser::objects::oid_registry(),
+            )
+            .map(str::to_owned)
+            .unwrap_or_else(|_| attr.attr_type().to_id_string());
+            let key = match key.as_str() {
+                "emailAddress" => "emailAddress".to_owned(),
+                _ => key,
+            };
+            let val = attr.as_str().unwrap_or("?");
+            parts.push(format!("{key}={val}"));
+        }
+    }
+    parts.join(", ")
+}
+
+fn common_name(cert: &X509Certificate<'_>) -> Option<String> {
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned)
+}
+
+fn check_x509_name(cert: &X509Certificate<'_>, expected: &VerifyX509Name) -> Result<(), PeerCertError> {
+    let subject = subject_string(cert);
+    let ok = match expected.kind {
+        X509NameKind::Subject => {
+            normalise_subject(&subject) == normalise_subject(&expected.name)
+        }
+        X509NameKind::Name => common_name(cert).as_deref() == Some(expected.name.as_str()),
+        X509NameKind::NamePrefix => common_name(cert)
+            .map(|cn| cn.starts_with(&expected.name))
+            .unwrap_or(false),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(PeerCertError::X509Name { expected: expected.name.clone(), subject })
+    }
+}
+
+fn normalise_subject(s: &str) -> String {
+    // Accept both `C=US, CN=x` and `C=US,CN=x` and `/C=US/CN=x`.
+    s.trim_start_matches('/')
+        .split([',', '/'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The verifier handed to rustls on the client side.
+#[derive(Debug)]
+struct OpenVpnServerVerifier(PeerPolicy);
+
+impl ServerCertVerifier for OpenVpnServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.0.verify(end_entity, intermediates, now)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The verifier handed to rustls on the server side.
+#[derive(Debug)]
+struct OpenVpnClientVerifier {
+    policy: PeerPolicy,
+    optional: bool,
+}
+
+impl ClientCertVerifier for OpenVpnClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.policy.verify(end_entity, intermediates, now)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        !self.optional
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.policy.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Options of the client TLS configuration that are not in the profile.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientTlsOptions {
+    /// `--no-server-eku-check`: do not require serverAuth when the profile has no check of its own.
+    pub no_server_eku_check: bool,
+}
+
+/// Builds the rustls client configuration for a profile.
+pub fn client_config(
+    tls: &TlsSettings,
+    opts: ClientTlsOptions,
+) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
+    let provider = provider();
+    let has_own_check = tls.remote_cert_tls.is_some() || tls.verify_x509_name.is_some();
+    let default_eku = if has_own_check || opts.no_server_eku_check || !tls.peer_fingerprints.is_empty()
+    {
+        None
+    } else {
+        Some(EKU_SERVER_AUTH)
+    };
+    let policy = PeerPolicy::new(tls, default_eku, provider.clone())?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions(tls)?)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(OpenVpnServerVerifier(policy)));
+    let mut config = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let mut chain = read_certs("cert", cert)?;
+            if let Some(extra) = &tls.extra_certs {
+                chain.extend(read_certs("extra-certs", extra)?);
+            }
+            builder.with_client_auth_cert(chain, read_key(key)?)?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err(TlsConfigError::CertWithoutKey),
+    };
+    config.enable_sni = false;
+    Ok(Arc::new(config))
+}
+
+/// Server-side TLS settings.
+#[derive(Clone, Debug, Default)]
+pub struct ServerTlsSettings {
+    /// CA, own certificate/key, CRL and client checks.
+    pub tls: TlsSettings,
+    /// `verify-client-cert optional|none`: do not require a client certificate.
+    pub client_cert_optional: bool,
+}
+
+/// Builds the rustls server configuration.
+pub fn server_config(s: &ServerTlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
+    let provider = provider();
+    let policy = PeerPolicy::new(&s.tls, Some(EKU_CLIENT_AUTH), provider.clone())?;
+    let verifier = OpenVpnClientVerifier { policy, optional: s.client_cert_optional };
+    let (Some(cert), Some(key)) = (&s.tls.cert, &s.tls.key) else {
+        return Err(TlsConfigError::CertWithoutKey);
+    };
+    let mut chain = read_certs("cert", cert)?;
+    if let Some(extra) = &s.tls.extra_certs {
+        chain.extend(read_certs("extra-certs", extra)?);
+    }
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions(&s.tls)?)?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(chain, read_key(key)?)?;
+    Ok(Arc::new(config))
+}
+
+/// A TLS session driven entirely through byte buffers: records in from the control channel,
+/// records out to it, plaintext in and out.
+pub struct TlsSession {
+    conn: rustls::Connection,
+}
+
+impl std::fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSession").field("handshaking", &self.conn.is_handshaking()).finish()
+    }
+}
+
+impl TlsSession {
+    /// A client session.
+    pub fn client(config: Arc<rustls::ClientConfig>) -> Result<Self, TlsError> {
+        let name = ServerName::try_from("openvpn-server").map_err(|e| TlsError::Other(e.to_string()))?;
+        let conn = rustls::ClientConnection::new(config, name)?;
+        Ok(Self { conn: conn.into() })
+    }
+
+    /// A server session.
+    pub fn server(config: Arc<rustls::ServerConfig>) -> Result<Self, TlsError> {
+        let conn = rustls::ServerConnection::new(config)?;
+        Ok(Self { conn: conn.into() })
+    }
+
+    /// Feeds TLS records received on the control channel.
+    pub fn feed(&mut self, mut records: &[u8]) -> Result<(), TlsError> {
+        while !records.is_empty() {
+            let n = self
+                .conn
+                .read_tls(&mut records)
+                .map_err(|e| TlsError::Other(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                // Let the alert describing the failure go out before reporting.
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends pending TLS records to `out`.
+    pub fn drain(&mut self, out: &mut Vec<u8>) {
+        while self.conn.wants_write() {
+            if self.conn.write_tls(out).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Queues plaintext to send.
+    pub fn write_plain(&mut self, data: &[u8]) -> Result<(), TlsError> {
+        self.conn
+            .writer()
+            .write_all(data)
+            .map_err(|e| TlsError::Other(e.to_string()))
+    }
+
+    /// Appends received plaintext to `out`.
+    pub fn read_plain(&mut self, out: &mut Vec<u8>) {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.conn.reader().read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// Whether the handshake is still running.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// RFC 5705 exporter with no context.
+    pub fn export(&self, label: &[u8], out: &mut [u8]) -> Result<(), TlsError> {
+        self.conn.export_keying_material(out, label, None)?;
+        Ok(())
+    }
+
+    /// The negotiated protocol and suite, for logs.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:?}, cipher {:?}",
+            self.conn.protocol_version(),
+            self.conn.negotiated_cipher_suite().map(|s| s.suite())
+        )
+    }
+
+    /// The peer's end-entity certificate common name, if any.
+    pub fn peer_common_name(&self) -> Option<String> {
+        let certs = self.conn.peer_certificates()?;
+        let (_, cert) = X509Certificate::from_der(certs.first()?).ok()?;
+        common_name(&cert)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_normalisation() {
+        assert_eq!(normalise_subject("C=US, O=x, CN=y"), normalise_subject("/C=US/O=x/CN=y"));
+    }
+}

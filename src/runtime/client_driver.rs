@@ -1,0 +1,370 @@
+//! The tunnel-mode client shell: resolves remotes, opens transports, drives
+//! [`crate::proto::client::Client`] sessions, reconnects with backoff, and configures the TUN
+//! device from the push.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrovpn_platform::{LinuxTun, Tun, TunConfig, open_tun};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+use super::clock;
+use super::netcfg::{Applied, NetPlan, apply};
+use super::rng::system_rng;
+use super::transport::Transport;
+use crate::config::{Profile, Proto, Remote};
+use crate::proto::client::{Client, ClientConfig, ClientError, Credentials, Event};
+use crate::proto::tls::ClientTlsOptions;
+
+/// Options of `ferrovpn connect` that are not in the profile.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// `--no-server-eku-check`.
+    pub no_server_eku_check: bool,
+    /// `--dev NAME`: TUN device name.
+    pub dev: Option<String>,
+    /// Where the DNS backup lives (crash recovery).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// SIGINT/SIGTERM or HALT: clean stop.
+    Stopped,
+    /// A fatal error: exit non-zero with this message.
+    Failed(String),
+}
+
+struct Tunnel {
+    tun: Arc<LinuxTun>,
+    applied: Option<Applied>,
+    plan: Option<NetPlan>,
+}
+
+enum SessionEnd {
+    /// Stop the program (signal, HALT, AUTH_FAILED...).
+    Stop(Outcome),
+    /// Reconnect (to the next remote when `advance`).
+    Reconnect { reason: String, advance: bool },
+}
+
+/// Per-network-namespace state directory, so clients in different namespaces never share a
+/// DNS backup.
+fn default_state_dir() -> PathBuf {
+    let ns = std::fs::read_link("/proc/self/ns/net")
+        .ok()
+        .and_then(|p| p.to_str().map(|s| s.trim_start_matches("net:[").trim_end_matches(']').to_owned()))
+        .unwrap_or_else(|| "default".into());
+    let base = if nix_is_root() { PathBuf::from("/run/ferrovpn") } else { std::env::temp_dir().join("ferrovpn") };
+    base.join(format!("net-{ns}"))
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY-free check: /proc/self/status Uid line.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Runs `ferrovpn connect` until stopped.
+pub async fn run(profile: Profile, credentials: Option<Credentials>, opts: ConnectOptions) -> Outcome {
+    let state_dir = opts.state_dir.clone().unwrap_or_else(default_state_dir);
+    match ferrovpn_platform::recover_dns(&state_dir) {
+        Ok(true) => warn!("restored /etc/resolv.conf left modified by an earlier run that did not exit cleanly"),
+        Ok(false) => {}
+        Err(e) => warn!("checking for DNS left by an earlier run: {e}"),
+    }
+    let mut sigterm = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("cannot install SIGTERM handler: {e}")),
+    };
+    let mut sigint = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("cannot install SIGINT handler: {e}")),
+    };
+    let mut tunnel: Option<Tunnel> = None;
+    let mut remote_idx = 0usize;
+    let mut failures: u32 = 0;
+    let mut auth_token: Option<String> = None;
+    let remotes = profile.remotes.clone();
+    let outcome = loop {
+        let remote = &remotes[remote_idx % remotes.len()];
+        let end = session(
+            &profile,
+            remote,
+            credentials.clone(),
+            auth_token.take(),
+            &opts,
+            &state_dir,
+            &mut tunnel,
+            &mut sigterm,
+            &mut sigint,
+        )
+        .await;
+        match end {
+            (SessionEnd::Stop(o), _) => break o,
+            (SessionEnd::Reconnect { reason, advance }, token) => {
+                auth_token = token;
+                failures += 1;
+                if let Some(max) = profile.connect_retry_max {
+                    if failures >= max * remotes.len() as u32 {
+                        break Outcome::Failed(format!(
+                            "giving up after {failures} attempts (connect-retry-max {max}); last error: {reason}"
+                        ));
+                    }
+                }
+                if advance {
+                    remote_idx += 1;
+                }
+                // Backoff: connect-retry doubled per failure round, capped.
+                let round = (failures.saturating_sub(1) / remotes.len() as u32).min(16);
+                let base = profile.connect_retry.max(Duration::from_millis(200));
+                let delay = (base * 2u32.saturating_pow(round)).min(profile.connect_retry_backoff_max);
+                warn!("{reason}; reconnecting in {delay:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = sigterm.recv() => break Outcome::Stopped,
+                    _ = sigint.recv() => break Outcome::Stopped,
+                }
+            }
+        }
+    };
+    if let Some(t) = tunnel.take() {
+        if let Some(a) = t.applied {
+            a.restore().await;
+        }
+        drop(t.tun);
+    }
+    outcome
+}
+
+async fn resolve(remote: &Remote) -> Result<SocketAddr, String> {
+    let want_v4 = matches!(remote.proto, Proto::Udp4 | Proto::Tcp4);
+    let want_v6 = matches!(remote.proto, Proto::Udp6 | Proto::Tcp6);
+    let addrs = tokio::net::lookup_host((remote.host.as_str(), remote.port))
+        .await
+        .map_err(|e| format!("cannot resolve '{}': {e}", remote.host))?;
+    addrs
+        .into_iter()
+        .find(|a| (!want_v4 || a.is_ipv4()) && (!want_v6 || a.is_ipv6()))
+        .ok_or_else(|| format!("'{}' has no address of the requested family", remote.host))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    profile: &Profile,
+    remote: &Remote,
+    credentials: Option<Credentials>,
+    auth_token: Option<String>,
+    opts: &ConnectOptions,
+    state_dir: &std::path::Path,
+    tunnel: &mut Option<Tunnel>,
+    sigterm: &mut tokio::signal::unix::Signal,
+    sigint: &mut tokio::signal::unix::Signal,
+) -> (SessionEnd, Option<String>) {
+    let reconnect = |reason: String| (SessionEnd::Reconnect { reason, advance: true }, None);
+    let addr = match resolve(remote).await {
+        Ok(a) => a,
+        Err(e) => return reconnect(e),
+    };
+    let tcp = remote.proto.is_tcp();
+    info!("connecting to {addr} over {}", if tcp { "TCP" } else { "UDP" });
+    let mut transport = tokio::select! {
+        t = Transport::connect(addr, tcp, profile.server_poll_timeout) => match t {
+            Ok(t) => t,
+            Err(e) => return reconnect(format!("cannot reach the server {addr}: {e}")),
+        },
+        _ = sigterm.recv() => return (SessionEnd::Stop(Outcome::Stopped), None),
+        _ = sigint.recv() => return (SessionEnd::Stop(Outcome::Stopped), None),
+    };
+    let mut cfg = match ClientConfig::from_profile(
+        profile,
+        credentials,
+        ClientTlsOptions { no_server_eku_check: opts.no_server_eku_check },
+        addr.is_ipv6(),
+        tcp,
+        clock::unix_seconds(),
+        system_rng(),
+    ) {
+        Ok(c) => c,
+        Err(e) => return (SessionEnd::Stop(Outcome::Failed(format!("{}: {e}", profile.source.display()))), None),
+    };
+    cfg.auth_token = auth_token;
+    let start = clock::now();
+    let mut client = match Client::new(cfg, start) {
+        Ok(c) => c,
+        Err(e) => return (SessionEnd::Stop(Outcome::Failed(e.to_string())), None),
+    };
+    let mut out = Vec::with_capacity(2048);
+    let mut rbuf = Vec::with_capacity(65536);
+    let mut pkt = Vec::with_capacity(65536);
+    let mut tbuf = vec![0u8; 65536];
+    let mut closing = false;
+    loop {
+        let now = clock::now();
+        while client.poll_transmit(now, &mut out) {
+            if let Err(e) = transport.send(&out).await {
+                if !closing {
+                    return reconnect(format!("sending to {addr}: {e}"));
+                }
+            }
+        }
+        while let Some(ev) = client.poll_event() {
+            match ev {
+                Event::Connected(push) => {
+                    let plan = NetPlan::build(&push, profile, addr.ip());
+                    if let Err(e) = configure(tunnel, plan, client.tun_mtu(), opts, state_dir).await {
+                        client.close(clock::now());
+                        return (SessionEnd::Stop(Outcome::Failed(e)), None);
+                    }
+                    info!(
+                        "data channel: cipher {}, peer-id {:?}",
+                        client.cipher().map(|c| c.name()).unwrap_or("?"),
+                        push.peer_id
+                    );
+                    info!("Initialization Sequence Completed");
+                }
+                Event::Renegotiated { key_id } => info!("renegotiation complete, new data key id {key_id}"),
+                Event::TlsEstablished(d) => info!("control channel: {d}"),
+                Event::Info(m) => info!("server: {m}"),
+                Event::Warning(w) => warn!("{w}"),
+                Event::Closed(e) => {
+                    let token = client.auth_token().map(|(_, t)| t.to_owned());
+                    return end_of_session(e, closing, token);
+                }
+            }
+        }
+        let deadline = client.poll_timeout().map(tokio::time::Instant::from_std);
+        let tun = tunnel.as_ref().map(|t| t.tun.clone());
+        let connected = client.is_connected();
+        tokio::select! {
+            r = transport.recv(&mut rbuf) => {
+                match r {
+                    Ok(()) => {
+                        let now = clock::now();
+                        let mut n = 0;
+                        loop {
+                            if client.handle_datagram(now, &rbuf, &mut pkt) {
+                                if let Some(t) = &tun {
+                                    let _ = t.send(&pkt).await;
+                                }
+                            }
+                            n += 1;
+                            if n >= 64 || transport.try_recv(&mut rbuf).is_none() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if closing { return end_of_session(ClientError::LocallyClosed, true, None) }
+                        let token = client.auth_token().map(|(_, t)| t.to_owned());
+                        return (SessionEnd::Reconnect { reason: format!("connection to {addr} lost: {e}"), advance: false }, token);
+                    }
+                }
+            }
+            r = async { match &tun { Some(t) => t.recv(&mut tbuf).await, None => std::future::pending().await } }, if connected && !closing => {
+                match r {
+                    Ok(n) => {
+                        let now = clock::now();
+                        if client.encapsulate(now, &tbuf[..n], &mut out) {
+                            if let Err(e) = transport.send(&out).await {
+                                let token = client.auth_token().map(|(_, t)| t.to_owned());
+                                return (SessionEnd::Reconnect { reason: format!("sending to {addr}: {e}"), advance: false }, token);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        error!("reading the TUN device: {e}");
+                        client.close(clock::now());
+                        closing = true;
+                    }
+                }
+            }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                client.handle_timeout(clock::now());
+            }
+            _ = sigterm.recv(), if !closing => {
+                info!("SIGTERM received, sending exit notification");
+                client.close(clock::now());
+                closing = true;
+            }
+            _ = sigint.recv(), if !closing => {
+                info!("SIGINT received, sending exit notification");
+                client.close(clock::now());
+                closing = true;
+            }
+        }
+    }
+}
+
+fn end_of_session(e: ClientError, closing: bool, token: Option<String>) -> (SessionEnd, Option<String>) {
+    if closing || matches!(e, ClientError::LocallyClosed) {
+        return (SessionEnd::Stop(Outcome::Stopped), None);
+    }
+    match &e {
+        ClientError::AuthFailed(_) => (SessionEnd::Stop(Outcome::Failed(e.to_string())), None),
+        ClientError::ServerHalt(_) => {
+            error!("{e}");
+            (SessionEnd::Stop(Outcome::Stopped), None)
+        }
+        ClientError::PingExit(_) => (SessionEnd::Stop(Outcome::Failed(e.to_string())), None),
+        ClientError::Tls(_) | ClientError::NoCipher(_) | ClientError::Push(_) => {
+            // Configuration mismatches: log loudly, keep retrying like OpenVPN does.
+            error!("{e}");
+            (SessionEnd::Reconnect { reason: e.to_string(), advance: true }, None)
+        }
+        ClientError::TokenExpired(_) => (SessionEnd::Reconnect { reason: e.to_string(), advance: false }, None),
+        ClientError::NoResponse(_) | ClientError::HandshakeTimeout(..) => {
+            (SessionEnd::Reconnect { reason: e.to_string(), advance: true }, None)
+        }
+        _ => (SessionEnd::Reconnect { reason: e.to_string(), advance: false }, token),
+    }
+}
+
+async fn configure(
+    tunnel: &mut Option<Tunnel>,
+    plan: NetPlan,
+    mtu: u16,
+    opts: &ConnectOptions,
+    state_dir: &std::path::Path,
+) -> Result<(), String> {
+    for w in &plan.warnings {
+        warn!("{w}");
+    }
+    if let Some(t) = tunnel.as_ref() {
+        if t.plan.as_ref() == Some(&plan) {
+            info!("pushed configuration unchanged, keeping the TUN device as it is");
+            return Ok(());
+        }
+    }
+    if let Some(mut t) = tunnel.take() {
+        if let Some(a) = t.applied.take() {
+            a.restore().await;
+        }
+    }
+    let tun = open_tun(&TunConfig { name: opts.dev.clone(), mtu })
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = tun.name().to_owned();
+    let applied = apply(&plan, &name, state_dir).await.map_err(|e| format!("configuring {name}: {e}"))?;
+    info!(
+        "{name} up: mtu {mtu}, {}{}, {} IPv4 and {} IPv6 routes, DNS {:?}",
+        plan.v4.map(|(a, p, _)| format!("{a}/{p}")).unwrap_or_else(|| "no IPv4".into()),
+        plan.v6.map(|(a, p)| format!(", {a}/{p}")).unwrap_or_default(),
+        plan.routes_v4.len(),
+        plan.routes_v6.len(),
+        plan.dns.servers
+    );
+    *tunnel = Some(Tunnel { tun: Arc::new(tun), applied: Some(applied), plan: Some(plan) });
+    Ok(())
+}
+
+/// Whether an IP is a literal (for messages).
+pub fn is_literal(host: &str) -> bool {
+    host.parse::<IpAddr>().is_ok()
+}

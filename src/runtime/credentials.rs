@@ -1,0 +1,42 @@
+//! Reads `auth-user-pass` credentials: from the profile (file or inline), prompting on the
+//! terminal for whatever is missing.
+
+use std::io::{BufRead, Write};
+
+use zeroize::Zeroizing;
+
+use crate::config::{AuthUserPass, Profile};
+use crate::proto::client::Credentials;
+
+/// Resolves the profile's credentials, prompting when needed.
+pub fn resolve(profile: &Profile) -> Result<Option<Credentials>, String> {
+    let Some(aup) = &profile.auth_user_pass else { return Ok(None) };
+    let (user, pass) = match aup {
+        AuthUserPass::Prompt => (None, None),
+        AuthUserPass::File { username, password } => (Some(username.clone()), password.clone()),
+    };
+    let username = match user {
+        Some(u) => u,
+        None => prompt_line("Enter Auth Username: ")?,
+    };
+    let password = match pass {
+        Some(p) => p,
+        None => rpassword::prompt_password("Enter Auth Password: ")
+            .map_err(|e| format!("cannot read the password from the terminal: {e} (put it on line 2 of the auth-user-pass file)"))?,
+    };
+    Ok(Some(Credentials { username: Zeroizing::new(username), password: Zeroizing::new(password) }))
+}
+
+fn prompt_line(prompt: &str) -> Result<String, String> {
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the user name: {e}"))?;
+    if line.is_empty() {
+        return Err("no user name given (stdin closed); put the credentials in a file: auth-user-pass FILE".into());
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
