@@ -165,15 +165,12 @@ pub(crate) fn tokenize(line: &str) -> Result<Vec<String>, String> {
             tokens.push(std::mem::take(&mut cur));
             state = State::Initial;
         }
-        if backslash {
-            if let Some(o) = out.filter(|&o| o != '\0') {
-                if !(o == '\\' || o == '"' || is_space(o)) {
-                    return Err(format!(
-                        "bad backslash: '\\{o}' is not an escape (write '\\\\' for a backslash, \
-                         e.g. in Windows paths)"
-                    ));
-                }
-            }
+        let is_escape = |o: char| o == '\\' || o == '"' || is_space(o);
+        if let Some(o) = out.filter(|&o| backslash && o != '\0' && !is_escape(o)) {
+            return Err(format!(
+                "bad backslash: '\\{o}' is not an escape (write '\\\\' for a backslash, \
+                 e.g. in Windows paths)"
+            ));
         }
         backslash = false;
         if let Some(o) = out.filter(|&o| o != '\0') {

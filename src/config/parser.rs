@@ -1267,10 +1267,8 @@ impl<'a> Parser<'a> {
             }
             "mssfix" => {
                 self.nargs(d, 0, 2)?;
-                if let Some(flag) = a.get(1) {
-                    if flag != "mtu" && flag != "fixed" {
-                        return Err(self.err(d, format!("unknown flag '{flag}' (mtu or fixed)")));
-                    }
+                if let Some(flag) = a.get(1).filter(|f| *f != "mtu" && *f != "fixed") {
+                    return Err(self.err(d, format!("unknown flag '{flag}' (mtu or fixed)")));
                 }
                 self.profile.mssfix = match a.first() {
                     None => Some(1492),
@@ -1313,10 +1311,8 @@ impl<'a> Parser<'a> {
                 self.nargs(d, 1, 4)?;
                 let kw = |i: usize| a.get(i).filter(|s| *s != "default").cloned();
                 let netmask = kw(1);
-                if let Some(m) = &netmask {
-                    if m.parse::<Ipv4Addr>().is_err() {
-                        return Err(self.err(d, format!("netmask '{m}' is not an IPv4 address")));
-                    }
+                if let Some(m) = netmask.as_ref().filter(|m| m.parse::<Ipv4Addr>().is_err()) {
+                    return Err(self.err(d, format!("netmask '{m}' is not an IPv4 address")));
                 }
                 let metric = match kw(3) {
                     Some(m) => Some(self.number(d, "metric", &m)?),
@@ -1758,14 +1754,13 @@ impl<'a> Parser<'a> {
             self.profile.tls.crl = Some(b);
         }
         let tls = &self.profile.tls;
-        if let (Some(min), Some(max)) = (&tls.tls_version_min, &tls.tls_version_max) {
-            if min > max {
-                return Err(self.incomplete(format!(
-                    "'tls-version-min {min}' is above 'tls-version-max {max}'"
-                )));
-            }
+        // "1.2" < "1.3" compares correctly as text.
+        match (&tls.tls_version_min, &tls.tls_version_max) {
+            (Some(min), Some(max)) if min > max => Err(self.incomplete(format!(
+                "'tls-version-min {min}' is above 'tls-version-max {max}'"
+            ))),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn finish_wrap(&mut self) -> Res<()> {

@@ -1196,3 +1196,99 @@ fn example_profiles_parse() {
     }
     assert!(seen >= 3);
 }
+
+// --- robustness ---------------------------------------------------------------------------------
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMES: &[&str] = &[
+        "client",
+        "remote",
+        "port",
+        "proto",
+        "dev",
+        "dev-type",
+        "ca",
+        "cert",
+        "key",
+        "tls-auth",
+        "tls-crypt",
+        "tls-crypt-v2",
+        "key-direction",
+        "auth",
+        "cipher",
+        "data-ciphers",
+        "auth-user-pass",
+        "keepalive",
+        "ping",
+        "reneg-sec",
+        "route",
+        "route-ipv6",
+        "redirect-gateway",
+        "dhcp-option",
+        "setenv",
+        "pull-filter",
+        "verify-x509-name",
+        "peer-fingerprint",
+        "crl-verify",
+        "tls-version-min",
+        "compress",
+        "comp-lzo",
+        "mssfix",
+        "tun-mtu",
+        "connect-retry",
+        "explicit-exit-notify",
+        "verb",
+        "ignore-unknown-option",
+        "remote-cert-eku",
+        "<connection>",
+        "</connection>",
+        "<ca>",
+        "</ca>",
+        "pkcs12",
+        "mode",
+    ];
+    const ARGS: &[&str] = &[
+        "",
+        "0",
+        "1",
+        "65536",
+        "udp",
+        "tcp4",
+        "[inline]",
+        "ca.crt",
+        "opt",
+        "none",
+        "yes",
+        "\"",
+        "'x y'",
+        "a\\ b",
+        "name",
+        "AES-256-GCM:?X",
+        "def1",
+        "DNS",
+        "10.0.0.1",
+        "#",
+        "server",
+    ];
+
+    proptest! {
+        #[test]
+        fn never_panics(lines in prop::collection::vec(
+            (0..NAMES.len(), prop::collection::vec(0..ARGS.len(), 0..4)), 0..12)) {
+            let mut text = String::from("client\nremote h\nca ca.crt\ncert client.crt\nkey client.key\n");
+            for (n, args) in lines {
+                text.push_str(NAMES[n]);
+                for a in args {
+                    text.push(' ');
+                    text.push_str(ARGS[a]);
+                }
+                text.push('\n');
+            }
+            let _ = parse_with(&text, &MemLoader::pki());
+        }
+    }
+}

@@ -3,11 +3,13 @@
 //! Nothing here reads a clock, opens a socket, spawns, sleeps or touches the filesystem: time is
 //! always an argument (`now`), randomness comes from an injected source.
 
+pub(crate) mod channel;
 pub mod client;
 pub mod data;
 pub mod keys;
 pub mod reliable;
 pub mod replay;
+pub mod server;
 pub mod handshake;
 pub mod tls;
 pub mod wire;

@@ -4,7 +4,11 @@
 use std::time::Instant;
 
 use crate::proto::data::DataKey;
-use crate::proto::handshake::key_method2::{ClientKeyMessage, ServerKeyMessage};
+use zeroize::Zeroizing;
+
+use crate::proto::handshake::key_method2::{
+    ClientKeyMessage, ReceivedClientKeyMessage, ServerKeyMessage,
+};
 use crate::proto::reliable::{ReliableRecv, ReliableSend};
 use crate::proto::tls::TlsSession;
 use crate::proto::wire::Opcode;
@@ -32,6 +36,10 @@ pub(crate) struct KeyState {
     pub plain_in: Vec<u8>,
     pub client_km: Option<ClientKeyMessage>,
     pub server_km: Option<ServerKeyMessage>,
+    /// Server role: the client's key-method-2 message.
+    pub received_client_km: Option<ReceivedClientKeyMessage>,
+    /// Server role: our random1/random2 (for the legacy PRF).
+    pub server_randoms: Option<(Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>)>,
     pub km_sent: bool,
     pub data: Option<DataKey>,
     pub started: Instant,
@@ -62,6 +70,8 @@ impl KeyState {
             plain_in: Vec::new(),
             client_km: None,
             server_km: None,
+            received_client_km: None,
+            server_randoms: None,
             km_sent: false,
             data: None,
             started: now,

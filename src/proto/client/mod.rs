@@ -13,7 +13,7 @@
 mod config;
 mod error;
 mod event;
-mod key_state;
+pub(crate) mod key_state;
 #[cfg(test)]
 mod tests;
 
@@ -32,14 +32,11 @@ use crate::proto::handshake::key_method2::{self, ClientKeyMessage};
 use crate::proto::handshake::prf::{PrfInputs, derive_key2};
 use crate::proto::handshake::push::PushedOptions;
 use crate::proto::keys::{Cipher, Key2};
-use crate::proto::reliable::{RecvOutcome, ReliableSend};
+use crate::proto::reliable::ReliableSend;
 use crate::proto::tls::TlsSession;
-use crate::proto::wire::{
-    self, ControlPacket, ControlWrap, MAX_ACKS, MAX_PIGGYBACK_ACKS, Opcode, SessionId,
-};
+use crate::proto::channel::ControlChannel;
+use crate::proto::wire::{self, Opcode, SessionId};
 
-/// The control-channel datagram budget (`tls-mtu`, including 28 bytes of IPv4+UDP headers).
-const CONTROL_DATAGRAM_BUDGET: usize = 1250 - 28;
 /// PUSH_REQUEST retry interval.
 const PUSH_REQUEST_INTERVAL: Duration = Duration::from_secs(5);
 /// How long after installing new keys the client keeps sending with the old key unless the
@@ -83,11 +80,7 @@ enum State {
 pub struct Client {
     cfg: ClientConfig,
     state: State,
-    sid: SessionId,
-    peer_sid: Option<SessionId>,
-    wrap: ControlWrap,
-    /// Key states, oldest first; the last one is the newest.
-    keys: Vec<KeyState>,
+    ch: ControlChannel,
     /// Index into `keys` used to send data.
     tx_key: Option<usize>,
     push: PushedOptions,
@@ -112,7 +105,6 @@ pub struct Client {
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
     scratch: Vec<u8>,
-    frame_buf: Vec<u8>,
     stats: Stats,
 }
 
@@ -127,10 +119,7 @@ impl Client {
         let framing = framing_of(cfg.compression);
         let mut me = Self {
             state: State::Connecting,
-            sid,
-            peer_sid: None,
-            wrap,
-            keys: Vec::new(),
+            ch: ControlChannel::new(sid, wrap),
             tx_key: None,
             push: PushedOptions::default(),
             push_done: false,
@@ -154,11 +143,10 @@ impl Client {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             scratch: Vec::with_capacity(2048),
-            frame_buf: Vec::with_capacity(2048),
             stats: Stats::default(),
             cfg,
         };
-        let opcode = if me.wrap.is_tls_crypt_v2() {
+        let opcode = if me.ch.wrap.is_tls_crypt_v2() {
             Opcode::HardResetClientV3
         } else {
             Opcode::HardResetClientV2
@@ -169,12 +157,12 @@ impl Client {
 
     /// Our session id.
     pub fn session_id(&self) -> SessionId {
-        self.sid
+        self.ch.sid
     }
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats { dropped: self.stats.dropped + self.ch.dropped, ..self.stats }
     }
 
     /// Whether the tunnel is up.
@@ -293,54 +281,7 @@ impl Client {
             return false;
         }
         let now_unix = self.unix_now(now);
-        let sid = self.sid;
-        let peer_sid = self.peer_sid;
-        for ks in self.keys.iter_mut() {
-            let key_id = ks.key_id;
-            if let Some(msg) = ks.send.poll_transmit(now) {
-                let acks = if peer_sid.is_some() {
-                    ks.recv.take_acks(MAX_PIGGYBACK_ACKS)
-                } else {
-                    Vec::new()
-                };
-                let pkt = ControlPacket {
-                    opcode: msg.opcode,
-                    key_id,
-                    session_id: sid,
-                    ack_peer_session_id: if acks.is_empty() { None } else { peer_sid },
-                    acks,
-                    message_id: Some(msg.id),
-                    payload: msg.payload,
-                };
-                self.scratch.clear();
-                pkt.emit(&mut self.scratch);
-                if self.wrap.wrap(&self.scratch, now_unix, out).is_ok() {
-                    return true;
-                }
-                out.clear();
-                continue;
-            }
-            if ks.recv.has_pending_acks() {
-                let Some(peer) = peer_sid else { continue };
-                let acks = ks.recv.take_acks(MAX_ACKS);
-                let pkt = ControlPacket {
-                    opcode: Opcode::AckV1,
-                    key_id,
-                    session_id: sid,
-                    acks,
-                    ack_peer_session_id: Some(peer),
-                    message_id: None,
-                    payload: &[],
-                };
-                self.scratch.clear();
-                pkt.emit(&mut self.scratch);
-                if self.wrap.wrap(&self.scratch, now_unix, out).is_ok() {
-                    return true;
-                }
-                out.clear();
-            }
-        }
-        false
+        self.ch.poll_transmit(now, now_unix, out)
     }
 
     /// The next event.
@@ -359,10 +300,10 @@ impl Client {
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
-        for ks in &self.keys {
-            min(ks.send.next_timeout());
+        min(self.ch.next_timeout());
+        for (i, ks) in self.ch.keys.iter().enumerate() {
             min(ks.expires);
-            if ks.data.is_some() && !ks.peer_uses {
+            if ks.data.is_some() && !ks.peer_uses && Some(i) != self.tx_key {
                 min(ks.installed_at.map(|i| i + KEY_SWITCH_GRACE));
             }
         }
@@ -390,7 +331,7 @@ impl Client {
                 }
                 min(self.reneg_due());
                 // A renegotiation in progress must finish within hand-window.
-                if let Some(ks) = self.keys.last() {
+                if let Some(ks) = self.ch.keys.last() {
                     if ks.data.is_none() {
                         min(Some(ks.started + self.cfg.hand_window));
                     }
@@ -413,39 +354,18 @@ impl Client {
         let tls = TlsSession::client(self.cfg.tls.clone())?;
         let mut send = ReliableSend::new(self.cfg.tls_timeout);
         send.push(reset, Vec::new(), now);
-        self.keys.push(KeyState::new(key_id, tls, send, now));
+        self.ch.keys.push(KeyState::new(key_id, tls, send, now));
         Ok(())
     }
 
-    fn key_index(&self, key_id: u8) -> Option<usize> {
-        self.keys.iter().position(|k| k.key_id == key_id)
-    }
 
     fn handle_control(&mut self, now: Instant, datagram: &[u8]) -> Result<(), ClientError> {
-        let mut plain = std::mem::take(&mut self.frame_buf);
-        plain.clear();
-        let r = self.handle_control_inner(now, datagram, &mut plain);
-        self.frame_buf = plain;
-        r
-    }
-
-    fn handle_control_inner(
-        &mut self,
-        now: Instant,
-        datagram: &[u8],
-        plain: &mut Vec<u8>,
-    ) -> Result<(), ClientError> {
-        if self.wrap.unwrap(datagram, plain).is_err() {
-            self.stats.dropped += 1;
-            return Ok(());
-        }
-        let Ok(pkt) = ControlPacket::parse(plain) else {
-            self.stats.dropped += 1;
+        let Some(inc) = self.ch.receive(datagram) else {
             return Ok(());
         };
-        match (pkt.opcode, self.peer_sid) {
-            (Opcode::HardResetServerV2, None) => self.peer_sid = Some(pkt.session_id),
-            (_, Some(peer)) if peer == pkt.session_id => {}
+        match (inc.opcode, self.ch.peer_sid) {
+            (Opcode::HardResetServerV2, None) => self.ch.peer_sid = Some(inc.session_id),
+            (_, Some(peer)) if peer == inc.session_id => {}
             _ => {
                 self.stats.dropped += 1;
                 return Ok(());
@@ -453,30 +373,19 @@ impl Client {
         }
         self.got_any = true;
         self.last_rx = now;
-        let idx = match self.key_index(pkt.key_id) {
+        let idx = match self.ch.key_index(inc.key_id) {
             Some(i) => i,
-            None if pkt.opcode == Opcode::SoftResetV1 && self.state == State::Connected => {
+            None if inc.opcode == Opcode::SoftResetV1 && self.state == State::Connected => {
                 // Server-initiated renegotiation.
-                self.start_key_state(pkt.key_id, Opcode::SoftResetV1, now)?;
-                self.keys.len() - 1
+                self.start_key_state(inc.key_id, Opcode::SoftResetV1, now)?;
+                self.ch.keys.len() - 1
             }
             None => {
                 self.stats.dropped += 1;
                 return Ok(());
             }
         };
-        let ks = &mut self.keys[idx];
-        if pkt.ack_peer_session_id == Some(self.sid) {
-            for &id in &pkt.acks {
-                ks.send.handle_ack(id);
-            }
-        }
-        if let Some(id) = pkt.message_id {
-            if ks.recv.handle(id, pkt.opcode, pkt.payload) == RecvOutcome::OutOfWindow {
-                self.stats.dropped += 1;
-            }
-        }
-        while let Some((opcode, payload)) = self.keys[idx].recv.poll_in_order() {
+        for (opcode, payload) in self.ch.deliver(idx, &inc) {
             self.handle_message(now, idx, opcode, &payload)?;
         }
         self.progress(now)
@@ -489,7 +398,7 @@ impl Client {
         opcode: Opcode,
         payload: &[u8],
     ) -> Result<(), ClientError> {
-        let ks = &mut self.keys[idx];
+        let ks = &mut self.ch.keys[idx];
         match opcode {
             Opcode::HardResetServerV2 => {
                 // TLVs: type 1 = flags, flag 1 = resend WKc (tls-crypt-v2 cookie mode).
@@ -499,7 +408,7 @@ impl Client {
                     let len = u16::from_be_bytes([p[2], p[3]]) as usize;
                     let Some(v) = p.get(4..4 + len) else { break };
                     if ty == 1 && len >= 2 && u16::from_be_bytes([v[0], v[1]]) & 1 != 0 {
-                        ks.send_wkc = self.wrap.is_tls_crypt_v2();
+                        ks.send_wkc = self.ch.wrap.is_tls_crypt_v2();
                     }
                     p = &p[4 + len..];
                 }
@@ -521,25 +430,18 @@ impl Client {
     /// runs the key exchange, reads control messages.
     fn progress(&mut self, now: Instant) -> Result<(), ClientError> {
         let mut i = 0;
-        while i < self.keys.len() {
+        while i < self.ch.keys.len() {
             self.progress_key(now, i)?;
             i += 1;
         }
         Ok(())
     }
 
-    fn max_payloads(&self) -> (usize, usize) {
-        let fixed = 1 + 8 + 1 + 4 * MAX_PIGGYBACK_ACKS + 8 + 4;
-        let base = CONTROL_DATAGRAM_BUDGET.saturating_sub(self.wrap.overhead() + fixed).max(256);
-        let wkc = base.saturating_sub(self.wrap.wkc_len()).max(128);
-        (base, wkc)
-    }
-
     fn progress_key(&mut self, now: Instant, idx: usize) -> Result<(), ClientError> {
-        let (max_payload, max_wkc) = self.max_payloads();
-        let peer_known = self.peer_sid.is_some();
+        let (max_payload, max_wkc) = self.ch.max_payloads();
+        let peer_known = self.ch.peer_sid.is_some();
         {
-            let ks = &mut self.keys[idx];
+            let ks = &mut self.ch.keys[idx];
             if ks.phase == key_state::Phase::Reset && ks.send.is_empty() && peer_known {
                 ks.phase = Phase::Tls;
             }
@@ -552,7 +454,7 @@ impl Client {
                 self.write_key_method(idx)?;
             }
         }
-        let ks = &mut self.keys[idx];
+        let ks = &mut self.ch.keys[idx];
         ks.tls.read_plain(&mut ks.plain_in);
         if ks.server_km.is_none() {
             if let Some(len) = key_method2::message_len(&ks.plain_in, false) {
@@ -571,7 +473,7 @@ impl Client {
         }
         // Control messages: NUL-terminated strings.
         loop {
-            let ks = &mut self.keys[idx];
+            let ks = &mut self.ch.keys[idx];
             if ks.server_km.is_none() {
                 break;
             }
@@ -583,7 +485,7 @@ impl Client {
                 return Ok(());
             }
         }
-        let ks = &mut self.keys[idx];
+        let ks = &mut self.ch.keys[idx];
         ks.tls.drain(&mut ks.tls_out);
         ks.packetize(now, max_payload, max_wkc);
         Ok(())
@@ -608,7 +510,7 @@ impl Client {
             (None, None) => None,
         };
         km.write(&self.cfg.occ_options, creds, &self.cfg.peer_info, &mut buf);
-        let ks = &mut self.keys[idx];
+        let ks = &mut self.ch.keys[idx];
         ks.tls.write_plain(&buf)?;
         ks.client_km = Some(km);
         ks.km_sent = true;
@@ -621,8 +523,8 @@ impl Client {
         };
         let mut msg = text.as_bytes().to_vec();
         msg.push(0);
-        let (max_payload, max_wkc) = self.max_payloads();
-        let ks = &mut self.keys[idx];
+        let (max_payload, max_wkc) = self.ch.max_payloads();
+        let ks = &mut self.ch.keys[idx];
         ks.tls.write_plain(&msg)?;
         ks.tls.drain(&mut ks.tls_out);
         ks.packetize(now, max_payload, max_wkc);
@@ -631,7 +533,7 @@ impl Client {
 
     /// The newest key state whose key exchange finished.
     fn primary_index(&self) -> Option<usize> {
-        self.keys.iter().rposition(|k| k.phase == Phase::Exchanged)
+        self.ch.keys.iter().rposition(|k| k.phase == Phase::Exchanged)
     }
 
     fn send_push_request(&mut self, now: Instant) -> Result<(), ClientError> {
@@ -729,6 +631,7 @@ impl Client {
             self.events.push_back(Event::Warning(format!("pushed option ignored: {ignored}")));
         }
         let idx = self
+            .ch
             .keys
             .iter()
             .position(|k| k.key_id == 0 && k.phase == Phase::Exchanged)
@@ -742,13 +645,13 @@ impl Client {
     }
 
     fn derive_key2(&self, idx: usize) -> Result<Key2, ClientError> {
-        let ks = &self.keys[idx];
+        let ks = &self.ch.keys[idx];
         if self.ekm {
             let mut out = Zeroizing::new([0u8; 256]);
             ks.tls.export(b"EXPORTER-OpenVPN-datakeys", &mut out[..])?;
             return Ok(Key2::from_bytes(&out));
         }
-        let (Some(c), Some(s), Some(peer)) = (&ks.client_km, &ks.server_km, &self.peer_sid) else {
+        let (Some(c), Some(s), Some(peer)) = (&ks.client_km, &ks.server_km, &self.ch.peer_sid) else {
             return Err(ClientError::Protocol("key exchange incomplete".into()));
         };
         Ok(derive_key2(&PrfInputs {
@@ -757,7 +660,7 @@ impl Client {
             client_random2: &c.random2,
             server_random1: &s.random1,
             server_random2: &s.random2,
-            client_sid: &self.sid,
+            client_sid: &self.ch.sid,
             server_sid: peer,
         }))
     }
@@ -770,7 +673,7 @@ impl Client {
         let rng = self.cfg.rng.clone();
         dk.set_rng(Box::new(move |b: &mut [u8]| rng(b)));
         dk.set_replay_window(self.cfg.replay_window);
-        let ks = &mut self.keys[idx];
+        let ks = &mut self.ch.keys[idx];
         ks.data = Some(dk);
         ks.installed_at = Some(now);
         // The key exchange secrets are no longer needed.
@@ -785,7 +688,7 @@ impl Client {
             self.events.push_back(Event::Renegotiated { key_id });
             // Older keys become lame ducks.
             let expires = now + self.cfg.tran_window;
-            for (i, k) in self.keys.iter_mut().enumerate() {
+            for (i, k) in self.ch.keys.iter_mut().enumerate() {
                 if i != idx && k.expires.is_none() {
                     k.expires = Some(expires);
                 }
@@ -796,7 +699,7 @@ impl Client {
 
     fn reneg_due(&self) -> Option<Instant> {
         let sec = self.cfg.reneg_sec?;
-        let newest = self.keys.last()?;
+        let newest = self.ch.keys.last()?;
         // Only one renegotiation at a time.
         if newest.data.is_none() {
             return None;
@@ -805,7 +708,7 @@ impl Client {
     }
 
     fn start_renegotiation(&mut self, now: Instant) -> Result<(), ClientError> {
-        let last = self.keys.last().map(|k| k.key_id).unwrap_or(0);
+        let last = self.ch.keys.last().map(|k| k.key_id).unwrap_or(0);
         let key_id = if last >= 7 { 1 } else { last + 1 };
         // Keep at most the current key and one lame duck.
         self.drop_expired_keys(now, true);
@@ -813,23 +716,23 @@ impl Client {
     }
 
     fn drop_expired_keys(&mut self, now: Instant, make_room: bool) {
-        let tx_id = self.tx_key.map(|i| self.keys[i].key_id);
-        let primary = self.keys.iter().rposition(|k| k.data.is_some());
+        let tx_id = self.tx_key.map(|i| self.ch.keys[i].key_id);
+        let primary = self.ch.keys.iter().rposition(|k| k.data.is_some());
         let mut i = 0;
-        let mut keep_budget = self.keys.len();
-        while i < self.keys.len() {
-            let k = &self.keys[i];
+        let mut keep_budget = self.ch.keys.len();
+        while i < self.ch.keys.len() {
+            let k = &self.ch.keys[i];
             let expired = k.expires.is_some_and(|e| now >= e);
             let is_tx = Some(k.key_id) == tx_id;
             let surplus = make_room && keep_budget > 1 && Some(i) != primary && !is_tx;
             if (expired || surplus) && !is_tx {
-                self.keys.remove(i);
+                self.ch.keys.remove(i);
                 keep_budget -= 1;
                 continue;
             }
             i += 1;
         }
-        self.tx_key = tx_id.and_then(|id| self.key_index(id));
+        self.tx_key = tx_id.and_then(|id| self.ch.key_index(id));
     }
 
     fn run_timers(&mut self, now: Instant) -> Result<(), ClientError> {
@@ -837,7 +740,7 @@ impl Client {
             State::Closed => return Ok(()),
             State::Closing { until } => {
                 self.send_exit_notifications(now);
-                let acked = self.keys.iter().all(|k| k.send.is_empty());
+                let acked = self.ch.keys.iter().all(|k| k.send.is_empty());
                 if now >= until || (self.cc_exit && acked && self.exit_notify_left == 0) {
                     self.finish(ClientError::LocallyClosed);
                 }
@@ -850,7 +753,7 @@ impl Client {
                 if now >= self.started + self.cfg.hand_window {
                     let hint = if !self.got_any {
                         "the server never answered"
-                    } else if self.keys.first().is_some_and(|k| k.tls.is_handshaking()) {
+                    } else if self.ch.keys.first().is_some_and(|k| k.tls.is_handshaking()) {
                         "the server answered but the TLS handshake stalled (packet loss, or an MTU problem on the path)"
                     } else {
                         "the server did not send its configuration (PUSH_REPLY); check the server log"
@@ -879,13 +782,13 @@ impl Client {
                 }
                 let wants_reneg = self
                     .tx_key
-                    .and_then(|i| self.keys[i].data.as_ref())
+                    .and_then(|i| self.ch.keys[i].data.as_ref())
                     .is_some_and(|d| d.wants_renegotiation());
                 if self.reneg_due().is_some_and(|t| now >= t) || (wants_reneg && self.reneg_due().is_some())
                 {
                     self.start_renegotiation(now)?;
                 }
-                if let Some(ks) = self.keys.last() {
+                if let Some(ks) = self.ch.keys.last() {
                     if ks.data.is_none() && ks.key_id != 0 && now >= ks.started + self.cfg.hand_window {
                         return Err(ClientError::HandshakeTimeout(
                             self.cfg.hand_window,
@@ -893,15 +796,7 @@ impl Client {
                         ));
                     }
                 }
-                // Switch sending to the newest key once the server uses it (or after a grace).
-                if let Some(newest) = self.keys.iter().rposition(|k| k.data.is_some()) {
-                    if Some(newest) != self.tx_key {
-                        let k = &self.keys[newest];
-                        if k.peer_uses || k.installed_at.is_some_and(|t| now >= t + KEY_SWITCH_GRACE) {
-                            self.tx_key = Some(newest);
-                        }
-                    }
-                }
+                self.maybe_switch_tx_key(now);
                 self.drop_expired_keys(now, false);
             }
         }
@@ -911,6 +806,18 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// Switches sending to the newest key once the server uses it (or after a grace period).
+    fn maybe_switch_tx_key(&mut self, now: Instant) {
+        let Some(newest) = self.ch.keys.iter().rposition(|k| k.data.is_some()) else { return };
+        if Some(newest) == self.tx_key {
+            return;
+        }
+        let k = &self.ch.keys[newest];
+        if k.peer_uses || k.installed_at.is_some_and(|t| now >= t + KEY_SWITCH_GRACE) {
+            self.tx_key = Some(newest);
+        }
     }
 
     fn send_exit_notifications(&mut self, now: Instant) {
@@ -935,7 +842,7 @@ impl Client {
         }
         self.state = State::Closed;
         // Wipe every key.
-        self.keys.clear();
+        self.ch.keys.clear();
         self.tx_key = None;
         self.events.push_back(Event::Closed(e));
     }
@@ -944,14 +851,14 @@ impl Client {
 
     fn seal_payload(&mut self, now: Instant, payload: Payload<'_>, out: &mut Vec<u8>) -> bool {
         let Some(idx) = self.tx_key else { return false };
-        let key_id = self.keys[idx].key_id;
+        let key_id = self.ch.keys[idx].key_id;
         let framing = self.framing;
         match payload {
             Payload::Ip(p) => framing.frame(p, &mut self.scratch),
             Payload::Ping => framing.frame(&data::PING_MAGIC, &mut self.scratch),
             Payload::OccExit => framing.frame(&data::occ_exit(), &mut self.scratch),
         }
-        let Some(dk) = self.keys[idx].data.as_mut() else { return false };
+        let Some(dk) = self.ch.keys[idx].data.as_mut() else { return false };
         let ok = match self.peer_id {
             Some(peer_id) => dk.seal(&data::header_v2(key_id, peer_id), &self.scratch, out),
             None => dk.seal(&data::header_v1(key_id), &self.scratch, out),
@@ -969,12 +876,12 @@ impl Client {
             self.stats.dropped += 1;
             return false;
         };
-        let Some(idx) = self.key_index(key_id) else {
+        let Some(idx) = self.ch.key_index(key_id) else {
             self.stats.dropped += 1;
             return false;
         };
         let framing = self.framing;
-        let ks = &mut self.keys[idx];
+        let ks = &mut self.ch.keys[idx];
         let Some(dk) = ks.data.as_mut() else {
             self.stats.dropped += 1;
             return false;
@@ -986,7 +893,15 @@ impl Client {
                 return false;
             }
         };
+        let switch = !ks.peer_uses;
         ks.peer_uses = true;
+        if switch {
+            // The borrow of the plaintext lives in `scratch`; switching only touches keys.
+            let newest = self.ch.keys.iter().rposition(|k| k.data.is_some());
+            if newest == Some(idx) {
+                self.tx_key = Some(idx);
+            }
+        }
         self.last_rx = now;
         let Ok(payload) = framing.unframe_in_place(plain) else {
             self.stats.dropped += 1;
