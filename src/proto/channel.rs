@@ -56,7 +56,9 @@ impl ControlChannel {
     /// The largest TLS payload per control packet, and per `P_CONTROL_WKC_V1`.
     pub(crate) fn max_payloads(&self) -> (usize, usize) {
         let fixed = 1 + 8 + 1 + 4 * MAX_PIGGYBACK_ACKS + 8 + 4;
-        let base = CONTROL_DATAGRAM_BUDGET.saturating_sub(self.wrap.overhead() + fixed).max(256);
+        let base = CONTROL_DATAGRAM_BUDGET
+            .saturating_sub(self.wrap.overhead() + fixed)
+            .max(256);
         let wkc = base.saturating_sub(self.wrap.wkc_len()).max(128);
         (base, wkc)
     }

@@ -320,7 +320,9 @@ mod tests {
 
     #[test]
     fn parses_static_key_file() {
-        let mut text = String::from("#\n# 2048 bit OpenVPN static key\n#\n-----BEGIN OpenVPN Static key V1-----\n");
+        let mut text = String::from(
+            "#\n# 2048 bit OpenVPN static key\n#\n-----BEGIN OpenVPN Static key V1-----\n",
+        );
         for i in 0..16 {
             text.push_str(&format!("{:02x}", i).repeat(16));
             text.push('\n');

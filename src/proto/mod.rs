@@ -6,10 +6,10 @@
 pub(crate) mod channel;
 pub mod client;
 pub mod data;
+pub mod handshake;
 pub mod keys;
 pub mod reliable;
 pub mod replay;
 pub mod server;
-pub mod handshake;
 pub mod tls;
 pub mod wire;

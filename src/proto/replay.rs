@@ -109,7 +109,11 @@ impl ReplayWindow {
             return Err(ReplayError::TimeBackwards);
         }
         if time > self.time {
-            return if id == 0 { Err(ReplayError::Zero) } else { Ok(()) };
+            return if id == 0 {
+                Err(ReplayError::Zero)
+            } else {
+                Ok(())
+            };
         }
         self.check(id)
     }
@@ -154,7 +158,10 @@ mod tests {
         // A big jump clears everything, and old slots do not leak into new ids.
         assert_eq!(w.accept(5000), Ok(()));
         assert_eq!(w.accept(4999), Ok(()));
-        assert_eq!(w.check(5000 - 1024 + 100), Err(ReplayError::TooOld(5000 - 1024 + 100)));
+        assert_eq!(
+            w.check(5000 - 1024 + 100),
+            Err(ReplayError::TooOld(5000 - 1024 + 100))
+        );
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub enum TlsConfigError {
     #[error("the 'ca' certificate cannot be used as a trust anchor: {0}")]
     BadTrustAnchor(String),
     /// The profile gives neither a CA nor a fingerprint.
-    #[error("the profile has neither 'ca' nor 'peer-fingerprint': the peer could not be authenticated")]
+    #[error(
+        "the profile has neither 'ca' nor 'peer-fingerprint': the peer could not be authenticated"
+    )]
     NoTrust,
     /// `cert` without `key` or the other way round.
     #[error("'cert' and 'key' must be given together")]
@@ -94,7 +96,9 @@ pub enum PeerCertError {
     #[error("the peer certificate is revoked by the 'crl-verify' list")]
     Revoked,
     /// Certificate expired or not yet valid.
-    #[error("the peer certificate is outside its validity period ({0}); check this machine's clock")]
+    #[error(
+        "the peer certificate is outside its validity period ({0}); check this machine's clock"
+    )]
     Validity(String),
     /// Undecodable certificate.
     #[error("the peer certificate cannot be parsed: {0}")]
@@ -144,12 +148,21 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn read_certs(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+fn read_certs(
+    what: &'static str,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsConfigError::Pem { what, detail: e.to_string() })?;
+        .map_err(|e| TlsConfigError::Pem {
+            what,
+            detail: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(TlsConfigError::Pem { what, detail: "no CERTIFICATE block found".into() });
+        return Err(TlsConfigError::Pem {
+            what,
+            detail: "no CERTIFICATE block found".into(),
+        });
     }
     Ok(certs)
 }
@@ -250,13 +263,19 @@ impl PeerPolicy {
                 rustls::pki_types::CertificateRevocationListDer::pem_slice_iter(crl)
                     .map(|r| r.map(|d| d.to_vec()))
                     .collect::<Result<_, _>>()
-                    .map_err(|e| TlsConfigError::Pem { what: "crl-verify", detail: e.to_string() })?
+                    .map_err(|e| TlsConfigError::Pem {
+                        what: "crl-verify",
+                        detail: e.to_string(),
+                    })?
             } else {
                 vec![crl.clone()]
             };
             for der in ders {
                 let owned = webpki::OwnedCertRevocationList::from_der(&der).map_err(|e| {
-                    TlsConfigError::Pem { what: "crl-verify", detail: e.to_string() }
+                    TlsConfigError::Pem {
+                        what: "crl-verify",
+                        detail: e.to_string(),
+                    }
                 })?;
                 crls.push(webpki::CertRevocationList::Owned(owned));
             }
@@ -285,7 +304,10 @@ impl PeerPolicy {
         now: UnixTime,
     ) -> Result<(), PeerCertError> {
         let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, end_entity);
-        let fp_ok = self.fingerprints.iter().any(|f| f[..] == *fingerprint.as_ref());
+        let fp_ok = self
+            .fingerprints
+            .iter()
+            .any(|f| f[..] == *fingerprint.as_ref());
         if !self.fingerprints.is_empty() && !fp_ok && self.anchors.is_empty() {
             return Err(PeerCertError::Fingerprint(hex_colon(fingerprint.as_ref())));
         }
@@ -316,11 +338,13 @@ impl PeerPolicy {
         let revocation = if crl_refs.is_empty() {
             None
         } else {
-            webpki::RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
-                b.with_depth(webpki::RevocationCheckDepth::EndEntity)
-                    .with_status_policy(webpki::UnknownStatusPolicy::Allow)
-                    .build()
-            })
+            webpki::RevocationOptionsBuilder::new(&crl_refs)
+                .ok()
+                .map(|b| {
+                    b.with_depth(webpki::RevocationCheckDepth::EndEntity)
+                        .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                        .build()
+                })
         };
         let algs = self.provider.signature_verification_algorithms.all;
         let result = match self.required_eku {
@@ -375,7 +399,11 @@ fn role_name(role: Option<CertRole>) -> &'static str {
 }
 
 fn hex_colon(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn check_key_usage(cert: &X509Certificate<'_>, role: CertRole) -> Result<(), PeerCertError> {
@@ -391,8 +419,9 @@ fn check_key_usage(cert: &X509Certificate<'_>, role: CertRole) -> Result<(), Pee
         if !ok {
             return Err(PeerCertError::RemoteCertTls {
                 role: role_s,
-                detail: "key usage allows neither digitalSignature, keyEncipherment nor keyAgreement"
-                    .into(),
+                detail:
+                    "key usage allows neither digitalSignature, keyEncipherment nor keyAgreement"
+                        .into(),
             });
         }
     } else {
@@ -434,12 +463,13 @@ fn common_name(cert: &X509Certificate<'_>) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn check_x509_name(cert: &X509Certificate<'_>, expected: &VerifyX509Name) -> Result<(), PeerCertError> {
+fn check_x509_name(
+    cert: &X509Certificate<'_>,
+    expected: &VerifyX509Name,
+) -> Result<(), PeerCertError> {
     let subject = subject_string(cert);
     let ok = match expected.kind {
-        X509NameKind::Subject => {
-            normalise_subject(&subject) == normalise_subject(&expected.name)
-        }
+        X509NameKind::Subject => normalise_subject(&subject) == normalise_subject(&expected.name),
         X509NameKind::Name => common_name(cert).as_deref() == Some(expected.name.as_str()),
         X509NameKind::NamePrefix => common_name(cert)
             .map(|cn| cn.starts_with(&expected.name))
@@ -448,7 +478,10 @@ fn check_x509_name(cert: &X509Certificate<'_>, expected: &VerifyX509Name) -> Res
     if ok {
         Ok(())
     } else {
-        Err(PeerCertError::X509Name { expected: expected.name.clone(), subject })
+        Err(PeerCertError::X509Name {
+            expected: expected.name.clone(),
+            subject,
+        })
     }
 }
 
@@ -508,7 +541,10 @@ impl ServerCertVerifier for OpenVpnServerVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.provider.signature_verification_algorithms.supported_schemes()
+        self.0
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -567,7 +603,10 @@ impl ClientCertVerifier for OpenVpnClientVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.policy.provider.signature_verification_algorithms.supported_schemes()
+        self.policy
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -576,6 +615,8 @@ impl ClientCertVerifier for OpenVpnClientVerifier {
 pub struct ClientTlsOptions {
     /// `--no-server-eku-check`: do not require serverAuth when the profile has no check of its own.
     pub no_server_eku_check: bool,
+    /// `--legacy-key-derivation`: do not offer TLS-EKM; data keys come from the TLS 1.0 PRF.
+    pub legacy_key_derivation: bool,
 }
 
 /// Builds the rustls client configuration for a profile.
@@ -585,12 +626,12 @@ pub fn client_config(
 ) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
     let provider = provider();
     let has_own_check = tls.remote_cert_tls.is_some() || tls.verify_x509_name.is_some();
-    let default_eku = if has_own_check || opts.no_server_eku_check || !tls.peer_fingerprints.is_empty()
-    {
-        None
-    } else {
-        Some(EKU_SERVER_AUTH)
-    };
+    let default_eku =
+        if has_own_check || opts.no_server_eku_check || !tls.peer_fingerprints.is_empty() {
+            None
+        } else {
+            Some(EKU_SERVER_AUTH)
+        };
     let policy = PeerPolicy::new(tls, default_eku, provider.clone())?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions(tls)?)?
@@ -624,7 +665,10 @@ pub struct ServerTlsSettings {
 pub fn server_config(s: &ServerTlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
     let provider = provider();
     let policy = PeerPolicy::new(&s.tls, Some(EKU_CLIENT_AUTH), provider.clone())?;
-    let verifier = OpenVpnClientVerifier { policy, optional: s.client_cert_optional };
+    let verifier = OpenVpnClientVerifier {
+        policy,
+        optional: s.client_cert_optional,
+    };
     let (Some(cert), Some(key)) = (&s.tls.cert, &s.tls.key) else {
         return Err(TlsConfigError::CertWithoutKey);
     };
@@ -647,14 +691,17 @@ pub struct TlsSession {
 
 impl std::fmt::Debug for TlsSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsSession").field("handshaking", &self.conn.is_handshaking()).finish()
+        f.debug_struct("TlsSession")
+            .field("handshaking", &self.conn.is_handshaking())
+            .finish()
     }
 }
 
 impl TlsSession {
     /// A client session.
     pub fn client(config: Arc<rustls::ClientConfig>) -> Result<Self, TlsError> {
-        let name = ServerName::try_from("openvpn-server").map_err(|e| TlsError::Other(e.to_string()))?;
+        let name =
+            ServerName::try_from("openvpn-server").map_err(|e| TlsError::Other(e.to_string()))?;
         let conn = rustls::ClientConnection::new(config, name)?;
         Ok(Self { conn: conn.into() })
     }
@@ -745,6 +792,9 @@ mod tests {
 
     #[test]
     fn subject_normalisation() {
-        assert_eq!(normalise_subject("C=US, O=x, CN=y"), normalise_subject("/C=US/O=x/CN=y"));
+        assert_eq!(
+            normalise_subject("C=US, O=x, CN=y"),
+            normalise_subject("/C=US/O=x/CN=y")
+        );
     }
 }

@@ -24,6 +24,8 @@ use crate::proto::tls::ClientTlsOptions;
 pub struct ConnectOptions {
     /// `--no-server-eku-check`.
     pub no_server_eku_check: bool,
+    /// `--legacy-key-derivation`.
+    pub legacy_key_derivation: bool,
     /// `--dev NAME`: TUN device name.
     pub dev: Option<String>,
     /// Where the DNS backup lives (crash recovery).
@@ -57,9 +59,19 @@ enum SessionEnd {
 fn default_state_dir() -> PathBuf {
     let ns = std::fs::read_link("/proc/self/ns/net")
         .ok()
-        .and_then(|p| p.to_str().map(|s| s.trim_start_matches("net:[").trim_end_matches(']').to_owned()))
+        .and_then(|p| {
+            p.to_str().map(|s| {
+                s.trim_start_matches("net:[")
+                    .trim_end_matches(']')
+                    .to_owned()
+            })
+        })
         .unwrap_or_else(|| "default".into());
-    let base = if nix_is_root() { PathBuf::from("/run/ferrovpn") } else { std::env::temp_dir().join("ferrovpn") };
+    let base = if nix_is_root() {
+        PathBuf::from("/run/ferrovpn")
+    } else {
+        std::env::temp_dir().join("ferrovpn")
+    };
     base.join(format!("net-{ns}"))
 }
 
@@ -67,15 +79,25 @@ fn nix_is_root() -> bool {
     // SAFETY-free check: /proc/self/status Uid line.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 /// Runs `ferrovpn connect` until stopped.
-pub async fn run(profile: Profile, credentials: Option<Credentials>, opts: ConnectOptions) -> Outcome {
+pub async fn run(
+    profile: Profile,
+    credentials: Option<Credentials>,
+    opts: ConnectOptions,
+) -> Outcome {
     let state_dir = opts.state_dir.clone().unwrap_or_else(default_state_dir);
     match ferrovpn_platform::recover_dns(&state_dir) {
-        Ok(true) => warn!("restored /etc/resolv.conf left modified by an earlier run that did not exit cleanly"),
+        Ok(true) => warn!(
+            "restored /etc/resolv.conf left modified by an earlier run that did not exit cleanly"
+        ),
         Ok(false) => {}
         Err(e) => warn!("checking for DNS left by an earlier run: {e}"),
     }
@@ -124,7 +146,8 @@ pub async fn run(profile: Profile, credentials: Option<Credentials>, opts: Conne
                 // Backoff: connect-retry doubled per failure round, capped.
                 let round = (failures.saturating_sub(1) / remotes.len() as u32).min(16);
                 let base = profile.connect_retry.max(Duration::from_millis(200));
-                let delay = (base * 2u32.saturating_pow(round)).min(profile.connect_retry_backoff_max);
+                let delay =
+                    (base * 2u32.saturating_pow(round)).min(profile.connect_retry_backoff_max);
                 warn!("{reason}; reconnecting in {delay:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -167,13 +190,24 @@ async fn session(
     sigterm: &mut tokio::signal::unix::Signal,
     sigint: &mut tokio::signal::unix::Signal,
 ) -> (SessionEnd, Option<String>) {
-    let reconnect = |reason: String| (SessionEnd::Reconnect { reason, advance: true }, None);
+    let reconnect = |reason: String| {
+        (
+            SessionEnd::Reconnect {
+                reason,
+                advance: true,
+            },
+            None,
+        )
+    };
     let addr = match resolve(remote).await {
         Ok(a) => a,
         Err(e) => return reconnect(e),
     };
     let tcp = remote.proto.is_tcp();
-    info!("connecting to {addr} over {}", if tcp { "TCP" } else { "UDP" });
+    info!(
+        "connecting to {addr} over {}",
+        if tcp { "TCP" } else { "UDP" }
+    );
     let mut transport = tokio::select! {
         t = Transport::connect(addr, tcp, profile.server_poll_timeout) => match t {
             Ok(t) => t,
@@ -185,14 +219,25 @@ async fn session(
     let mut cfg = match ClientConfig::from_profile(
         profile,
         credentials,
-        ClientTlsOptions { no_server_eku_check: opts.no_server_eku_check },
+        ClientTlsOptions {
+            no_server_eku_check: opts.no_server_eku_check,
+            legacy_key_derivation: opts.legacy_key_derivation,
+        },
         addr.is_ipv6(),
         tcp,
         clock::unix_seconds(),
         system_rng(),
     ) {
         Ok(c) => c,
-        Err(e) => return (SessionEnd::Stop(Outcome::Failed(format!("{}: {e}", profile.source.display()))), None),
+        Err(e) => {
+            return (
+                SessionEnd::Stop(Outcome::Failed(format!(
+                    "{}: {e}",
+                    profile.source.display()
+                ))),
+                None,
+            );
+        }
     };
     cfg.auth_token = auth_token;
     let start = clock::now();
@@ -218,7 +263,8 @@ async fn session(
             match ev {
                 Event::Connected(push) => {
                     let plan = NetPlan::build(&push, profile, addr.ip());
-                    if let Err(e) = configure(tunnel, plan, client.tun_mtu(), opts, state_dir).await {
+                    if let Err(e) = configure(tunnel, plan, client.tun_mtu(), opts, state_dir).await
+                    {
                         client.close(clock::now());
                         return (SessionEnd::Stop(Outcome::Failed(e)), None);
                     }
@@ -229,7 +275,9 @@ async fn session(
                     );
                     info!("Initialization Sequence Completed");
                 }
-                Event::Renegotiated { key_id } => info!("renegotiation complete, new data key id {key_id}"),
+                Event::Renegotiated { key_id } => {
+                    info!("renegotiation complete, new data key id {key_id}")
+                }
                 Event::TlsEstablished(d) => info!("control channel: {d}"),
                 Event::Info(m) => info!("server: {m}"),
                 Event::Warning(w) => warn!("{w}"),
@@ -302,7 +350,11 @@ async fn session(
     }
 }
 
-fn end_of_session(e: ClientError, closing: bool, token: Option<String>) -> (SessionEnd, Option<String>) {
+fn end_of_session(
+    e: ClientError,
+    closing: bool,
+    token: Option<String>,
+) -> (SessionEnd, Option<String>) {
     if closing || matches!(e, ClientError::LocallyClosed) {
         return (SessionEnd::Stop(Outcome::Stopped), None);
     }
@@ -316,13 +368,35 @@ fn end_of_session(e: ClientError, closing: bool, token: Option<String>) -> (Sess
         ClientError::Tls(_) | ClientError::NoCipher(_) | ClientError::Push(_) => {
             // Configuration mismatches: log loudly, keep retrying like OpenVPN does.
             error!("{e}");
-            (SessionEnd::Reconnect { reason: e.to_string(), advance: true }, None)
+            (
+                SessionEnd::Reconnect {
+                    reason: e.to_string(),
+                    advance: true,
+                },
+                None,
+            )
         }
-        ClientError::TokenExpired(_) => (SessionEnd::Reconnect { reason: e.to_string(), advance: false }, None),
-        ClientError::NoResponse(_) | ClientError::HandshakeTimeout(..) => {
-            (SessionEnd::Reconnect { reason: e.to_string(), advance: true }, None)
-        }
-        _ => (SessionEnd::Reconnect { reason: e.to_string(), advance: false }, token),
+        ClientError::TokenExpired(_) => (
+            SessionEnd::Reconnect {
+                reason: e.to_string(),
+                advance: false,
+            },
+            None,
+        ),
+        ClientError::NoResponse(_) | ClientError::HandshakeTimeout(..) => (
+            SessionEnd::Reconnect {
+                reason: e.to_string(),
+                advance: true,
+            },
+            None,
+        ),
+        _ => (
+            SessionEnd::Reconnect {
+                reason: e.to_string(),
+                advance: false,
+            },
+            token,
+        ),
     }
 }
 
@@ -347,20 +421,33 @@ async fn configure(
             a.restore().await;
         }
     }
-    let tun = open_tun(&TunConfig { name: opts.dev.clone(), mtu })
-        .await
-        .map_err(|e| e.to_string())?;
+    let tun = open_tun(&TunConfig {
+        name: opts.dev.clone(),
+        mtu,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let name = tun.name().to_owned();
-    let applied = apply(&plan, &name, state_dir).await.map_err(|e| format!("configuring {name}: {e}"))?;
+    let applied = apply(&plan, &name, state_dir)
+        .await
+        .map_err(|e| format!("configuring {name}: {e}"))?;
     info!(
         "{name} up: mtu {mtu}, {}{}, {} IPv4 and {} IPv6 routes, DNS {:?}",
-        plan.v4.map(|(a, p, _)| format!("{a}/{p}")).unwrap_or_else(|| "no IPv4".into()),
-        plan.v6.map(|(a, p)| format!(", {a}/{p}")).unwrap_or_default(),
+        plan.v4
+            .map(|(a, p, _)| format!("{a}/{p}"))
+            .unwrap_or_else(|| "no IPv4".into()),
+        plan.v6
+            .map(|(a, p)| format!(", {a}/{p}"))
+            .unwrap_or_default(),
         plan.routes_v4.len(),
         plan.routes_v6.len(),
         plan.dns.servers
     );
-    *tunnel = Some(Tunnel { tun: Arc::new(tun), applied: Some(applied), plan: Some(plan) });
+    *tunnel = Some(Tunnel {
+        tun: Arc::new(tun),
+        applied: Some(applied),
+        plan: Some(plan),
+    });
     Ok(())
 }
 

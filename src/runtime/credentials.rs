@@ -10,7 +10,9 @@ use crate::proto::client::Credentials;
 
 /// Resolves the profile's credentials, prompting when needed.
 pub fn resolve(profile: &Profile) -> Result<Option<Credentials>, String> {
-    let Some(aup) = &profile.auth_user_pass else { return Ok(None) };
+    let Some(aup) = &profile.auth_user_pass else {
+        return Ok(None);
+    };
     let (user, pass) = match aup {
         AuthUserPass::Prompt => (None, None),
         AuthUserPass::File { username, password } => (Some(username.clone()), password.clone()),
@@ -24,7 +26,10 @@ pub fn resolve(profile: &Profile) -> Result<Option<Credentials>, String> {
         None => rpassword::prompt_password("Enter Auth Password: ")
             .map_err(|e| format!("cannot read the password from the terminal: {e} (put it on line 2 of the auth-user-pass file)"))?,
     };
-    Ok(Some(Credentials { username: Zeroizing::new(username), password: Zeroizing::new(password) }))
+    Ok(Some(Credentials {
+        username: Zeroizing::new(username),
+        password: Zeroizing::new(password),
+    }))
 }
 
 fn prompt_line(prompt: &str) -> Result<String, String> {
@@ -36,7 +41,10 @@ fn prompt_line(prompt: &str) -> Result<String, String> {
         .read_line(&mut line)
         .map_err(|e| format!("cannot read the user name: {e}"))?;
     if line.is_empty() {
-        return Err("no user name given (stdin closed); put the credentials in a file: auth-user-pass FILE".into());
+        return Err(
+            "no user name given (stdin closed); put the credentials in a file: auth-user-pass FILE"
+                .into(),
+        );
     }
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }

@@ -44,7 +44,9 @@ impl NetPlan {
             match push.topology {
                 Topology::Subnet => match prefix_of(b) {
                     Some(p) => plan.v4 = Some((a, p, None)),
-                    None => plan.warnings.push(format!("pushed netmask {b} is not contiguous")),
+                    None => plan
+                        .warnings
+                        .push(format!("pushed netmask {b} is not contiguous")),
                 },
                 Topology::Net30 | Topology::P2p => {
                     plan.v4 = Some((a, 32, Some(b)));
@@ -59,11 +61,17 @@ impl NetPlan {
         let routes = profile.routes.iter().chain(push.routes.iter());
         for r in routes {
             let Ok(net) = r.network.parse::<Ipv4Addr>() else {
-                plan.warnings.push(format!("route {}: only literal addresses are supported", r.network));
+                plan.warnings.push(format!(
+                    "route {}: only literal addresses are supported",
+                    r.network
+                ));
                 continue;
             };
             if r.gateway.as_deref() == Some("net_gateway") {
-                plan.warnings.push(format!("route {} net_gateway: not supported, skipped", r.network));
+                plan.warnings.push(format!(
+                    "route {} net_gateway: not supported, skipped",
+                    r.network
+                ));
                 continue;
             }
             let mask = r
@@ -75,34 +83,45 @@ impl NetPlan {
                 .flatten()
                 .unwrap_or(Ipv4Addr::BROADCAST);
             let Some(prefix) = prefix_of(mask) else {
-                plan.warnings.push(format!("route {} {mask}: bad netmask", r.network));
+                plan.warnings
+                    .push(format!("route {} {mask}: bad netmask", r.network));
                 continue;
             };
             let net = Ipv4Addr::from(u32::from(net) & u32::from(mask));
             plan.routes_v4.push((net, prefix, r.metric.or(metric)));
         }
         for r in profile.routes_ipv6.iter().chain(push.routes_ipv6.iter()) {
-            let (a, bits) = r.network.split_once('/').unwrap_or((r.network.as_str(), "128"));
+            let (a, bits) = r
+                .network
+                .split_once('/')
+                .unwrap_or((r.network.as_str(), "128"));
             match (a.parse::<Ipv6Addr>(), bits.parse::<u8>()) {
-                (Ok(a), Ok(bits)) if bits <= 128 => plan.routes_v6.push((a, bits, r.metric.or(metric))),
-                _ => plan.warnings.push(format!("route-ipv6 {}: malformed", r.network)),
+                (Ok(a), Ok(bits)) if bits <= 128 => {
+                    plan.routes_v6.push((a, bits, r.metric.or(metric)))
+                }
+                _ => plan
+                    .warnings
+                    .push(format!("route-ipv6 {}: malformed", r.network)),
             }
         }
         let rg: Option<RedirectGateway> = push.redirect_gateway.or(profile.redirect_gateway);
         if let Some(rg) = rg {
             if !rg.no_ipv4 {
                 plan.routes_v4.push((Ipv4Addr::new(0, 0, 0, 0), 1, metric));
-                plan.routes_v4.push((Ipv4Addr::new(128, 0, 0, 0), 1, metric));
+                plan.routes_v4
+                    .push((Ipv4Addr::new(128, 0, 0, 0), 1, metric));
                 if !rg.local && server.is_ipv4() {
                     plan.bypass.push(server);
                 }
                 if vpn_gateway.is_none() && plan.v4.is_none() {
-                    plan.warnings.push("redirect-gateway without an IPv4 address on the tunnel".into());
+                    plan.warnings
+                        .push("redirect-gateway without an IPv4 address on the tunnel".into());
                 }
             }
             if rg.ipv6 {
                 plan.routes_v6.push((Ipv6Addr::UNSPECIFIED, 1, metric));
-                plan.routes_v6.push((Ipv6Addr::new(0x8000, 0, 0, 0, 0, 0, 0, 0), 1, metric));
+                plan.routes_v6
+                    .push((Ipv6Addr::new(0x8000, 0, 0, 0, 0, 0, 0, 0), 1, metric));
                 if !rg.local && server.is_ipv6() {
                     plan.bypass.push(server);
                 }
@@ -121,7 +140,11 @@ impl NetPlan {
                 }
             }
         }
-        plan.dns = DnsConfig { servers, search_domains: search, split_domains: push.split_domains() };
+        plan.dns = DnsConfig {
+            servers,
+            search_domains: search,
+            split_domains: push.split_domains(),
+        };
         plan
     }
 }
@@ -147,9 +170,16 @@ impl Applied {
 }
 
 /// Applies a plan to the device `ifname`.
-pub async fn apply(plan: &NetPlan, ifname: &str, state_dir: &Path) -> Result<Applied, ferrovpn_platform::PlatformError> {
+pub async fn apply(
+    plan: &NetPlan,
+    ifname: &str,
+    state_dir: &Path,
+) -> Result<Applied, ferrovpn_platform::PlatformError> {
     let mut net = NetConfigurator::new(ifname).await?;
-    let mut applied = Applied { net: None, dns: None };
+    let mut applied = Applied {
+        net: None,
+        dns: None,
+    };
     if let Some((a, p, peer)) = plan.v4 {
         net.add_address_v4(a, p, peer).await?;
     }
@@ -199,20 +229,42 @@ mod tests {
         .unwrap();
         let plan = NetPlan::build(&push, &profile(), "198.18.0.1".parse().unwrap());
         assert_eq!(plan.v4, Some(("198.19.1.2".parse().unwrap(), 24, None)));
-        assert!(plan.routes_v4.contains(&("198.19.50.0".parse().unwrap(), 24, None)));
-        assert!(plan.routes_v4.contains(&("0.0.0.0".parse().unwrap(), 1, None)));
-        assert!(plan.routes_v4.contains(&("128.0.0.0".parse().unwrap(), 1, None)));
+        assert!(
+            plan.routes_v4
+                .contains(&("198.19.50.0".parse().unwrap(), 24, None))
+        );
+        assert!(
+            plan.routes_v4
+                .contains(&("0.0.0.0".parse().unwrap(), 1, None))
+        );
+        assert!(
+            plan.routes_v4
+                .contains(&("128.0.0.0".parse().unwrap(), 1, None))
+        );
         assert_eq!(plan.bypass, vec!["198.18.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(plan.routes_v6.len(), 2);
         assert_eq!(plan.v6, Some(("2001:db8:1::2".parse().unwrap(), 64)));
-        assert_eq!(plan.dns.servers, vec!["198.19.1.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            plan.dns.servers,
+            vec!["198.19.1.53".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(plan.dns.search_domains, vec!["test.internal".to_owned()]);
 
         let mut push = PushedOptions::default();
-        push.apply_chunk("topology net30,ifconfig 198.19.2.6 198.19.2.5", &PullPolicy::default())
-            .unwrap();
+        push.apply_chunk(
+            "topology net30,ifconfig 198.19.2.6 198.19.2.5",
+            &PullPolicy::default(),
+        )
+        .unwrap();
         let plan = NetPlan::build(&push, &profile(), "198.18.0.1".parse().unwrap());
-        assert_eq!(plan.v4, Some(("198.19.2.6".parse().unwrap(), 32, Some("198.19.2.5".parse().unwrap()))));
+        assert_eq!(
+            plan.v4,
+            Some((
+                "198.19.2.6".parse().unwrap(),
+                32,
+                Some("198.19.2.5".parse().unwrap())
+            ))
+        );
         assert!(plan.bypass.is_empty());
     }
 

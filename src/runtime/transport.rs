@@ -32,7 +32,11 @@ impl Transport {
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out"))??;
             stream.set_nodelay(true)?;
-            Ok(Self::Tcp { stream, deframer: TcpDeframer::new(), out: Vec::with_capacity(2048) })
+            Ok(Self::Tcp {
+                stream,
+                deframer: TcpDeframer::new(),
+                out: Vec::with_capacity(2048),
+            })
         } else {
             let bind: SocketAddr = if addr.is_ipv4() {
                 "0.0.0.0:0".parse().expect("literal")
@@ -89,7 +93,9 @@ impl Transport {
                     Err(e) => return Err(e),
                 }
             },
-            Self::Tcp { stream, deframer, .. } => loop {
+            Self::Tcp {
+                stream, deframer, ..
+            } => loop {
                 if let Some(p) = deframer.next_packet() {
                     let p = p.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     buf.clear();

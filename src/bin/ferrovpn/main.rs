@@ -29,6 +29,10 @@ enum Command {
         /// profile has no check of its own (remote-cert-tls, verify-x509-name). Less safe.
         #[arg(long)]
         no_server_eku_check: bool,
+        /// Do not offer TLS-EKM key derivation: the server then derives the data keys with the
+        /// pre-2.6 TLS 1.0 PRF (for servers whose EKM support is broken).
+        #[arg(long)]
+        legacy_key_derivation: bool,
         /// TUN device name (default: the kernel picks tunN).
         #[arg(long)]
         dev: Option<String>,
@@ -50,15 +54,29 @@ fn init_logging(verb: u8) {
         4 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROVPN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("ferrovpn={level},ferrovpn_platform={level},warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROVPN_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "ferrovpn={level},ferrovpn_platform={level},warn"
+        ))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Connect { profile, verb, no_server_eku_check, dev, state_dir } => {
+        Command::Connect {
+            profile,
+            verb,
+            no_server_eku_check,
+            legacy_key_derivation,
+            dev,
+            state_dir,
+        } => {
             let p = match load_profile(&profile) {
                 Ok(p) => p,
                 Err(e) => {
@@ -78,14 +96,22 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!("cannot start the runtime: {e}");
                     return ExitCode::FAILURE;
                 }
             };
-            let opts = ConnectOptions { no_server_eku_check, dev, state_dir };
+            let opts = ConnectOptions {
+                no_server_eku_check,
+                legacy_key_derivation,
+                dev,
+                state_dir,
+            };
             match rt.block_on(client_driver::run(p, creds, opts)) {
                 Outcome::Stopped => ExitCode::SUCCESS,
                 Outcome::Failed(msg) => {
@@ -105,7 +131,14 @@ fn main() -> ExitCode {
                     for r in &p.remotes {
                         println!("  remote {} {} {:?}", r.host, r.port, r.proto);
                     }
-                    println!("  data-ciphers {}", p.data_ciphers.iter().map(|c| c.name()).collect::<Vec<_>>().join(":"));
+                    println!(
+                        "  data-ciphers {}",
+                        p.data_ciphers
+                            .iter()
+                            .map(|c| c.name())
+                            .collect::<Vec<_>>()
+                            .join(":")
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -27,7 +27,9 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &*self.username).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("username", &*self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,6 +110,7 @@ impl ClientConfig {
             tcp,
             extra: profile.peer_info_extra.clone(),
             platform: std::env::consts::OS,
+            offer_ekm: !tls_opts.legacy_key_derivation,
         }
         .render();
         Ok(Self {
@@ -120,8 +123,7 @@ impl ClientConfig {
             pull: PullPolicy {
                 filters: profile.pull_filters.clone(),
                 route_nopull: profile.route_nopull,
-                allow_compression: profile.allow_compression
-                    != crate::config::AllowCompression::No,
+                allow_compression: profile.allow_compression != crate::config::AllowCompression::No,
             },
             peer_info,
             occ_options: occ_options_string(tcp, ipv6_transport, profile.tun_mtu, tls_auth_digest),

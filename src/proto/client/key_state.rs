@@ -54,12 +54,7 @@ pub(crate) struct KeyState {
 }
 
 impl KeyState {
-    pub(crate) fn new(
-        key_id: u8,
-        tls: TlsSession,
-        send: ReliableSend,
-        now: Instant,
-    ) -> Self {
+    pub(crate) fn new(key_id: u8, tls: TlsSession, send: ReliableSend, now: Instant) -> Self {
         Self {
             key_id,
             phase: Phase::Reset,
@@ -93,7 +88,8 @@ impl KeyState {
                 (Opcode::ControlV1, max_payload)
             };
             let n = (self.tls_out.len() - off).min(cap);
-            self.send.push(opcode, self.tls_out[off..off + n].to_vec(), now);
+            self.send
+                .push(opcode, self.tls_out[off..off + n].to_vec(), now);
             self.send_wkc = false;
             off += n;
         }

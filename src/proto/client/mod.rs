@@ -27,6 +27,7 @@ use key_state::{KeyState, Phase};
 use zeroize::Zeroizing;
 
 use crate::config::Compression;
+use crate::proto::channel::ControlChannel;
 use crate::proto::data::{self, DataKey, Framing, Inband};
 use crate::proto::handshake::key_method2::{self, ClientKeyMessage};
 use crate::proto::handshake::prf::{PrfInputs, derive_key2};
@@ -34,7 +35,6 @@ use crate::proto::handshake::push::PushedOptions;
 use crate::proto::keys::{Cipher, Key2};
 use crate::proto::reliable::ReliableSend;
 use crate::proto::tls::TlsSession;
-use crate::proto::channel::ControlChannel;
 use crate::proto::wire::{self, Opcode, SessionId};
 
 /// PUSH_REQUEST retry interval.
@@ -113,7 +113,9 @@ impl Client {
     pub fn new(cfg: ClientConfig, now: Instant) -> Result<Self, ClientError> {
         let mut sid = [0u8; 8];
         (cfg.rng)(&mut sid);
-        let wrap = cfg.control_wrap().map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let wrap = cfg
+            .control_wrap()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let ping = cfg.ping;
         let ping_restart = cfg.ping_restart;
         let framing = framing_of(cfg.compression);
@@ -162,7 +164,10 @@ impl Client {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        Stats { dropped: self.stats.dropped + self.ch.dropped, ..self.stats }
+        Stats {
+            dropped: self.stats.dropped + self.ch.dropped,
+            ..self.stats
+        }
     }
 
     /// Whether the tunnel is up.
@@ -196,7 +201,12 @@ impl Client {
 
     /// Handles one OpenVPN packet from the server. Returns `true` when `packet_out` now holds
     /// an IP packet for the device.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8], packet_out: &mut Vec<u8>) -> bool {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        packet_out: &mut Vec<u8>,
+    ) -> bool {
         let Some(&first) = datagram.first() else {
             self.stats.dropped += 1;
             return false;
@@ -350,14 +360,18 @@ impl Client {
             .wrapping_add(now.saturating_duration_since(self.started).as_secs() as u32)
     }
 
-    fn start_key_state(&mut self, key_id: u8, reset: Opcode, now: Instant) -> Result<(), ClientError> {
+    fn start_key_state(
+        &mut self,
+        key_id: u8,
+        reset: Opcode,
+        now: Instant,
+    ) -> Result<(), ClientError> {
         let tls = TlsSession::client(self.cfg.tls.clone())?;
         let mut send = ReliableSend::new(self.cfg.tls_timeout);
         send.push(reset, Vec::new(), now);
         self.ch.keys.push(KeyState::new(key_id, tls, send, now));
         Ok(())
     }
-
 
     fn handle_control(&mut self, now: Instant, datagram: &[u8]) -> Result<(), ClientError> {
         let Some(inc) = self.ch.receive(datagram) else {
@@ -477,7 +491,9 @@ impl Client {
             if ks.server_km.is_none() {
                 break;
             }
-            let Some(nul) = ks.plain_in.iter().position(|&b| b == 0) else { break };
+            let Some(nul) = ks.plain_in.iter().position(|&b| b == 0) else {
+                break;
+            };
             let msg: Vec<u8> = ks.plain_in.drain(..=nul).collect();
             let text = String::from_utf8_lossy(&msg[..msg.len() - 1]).into_owned();
             self.handle_text(now, idx, &text)?;
@@ -497,7 +513,10 @@ impl Client {
         let token_creds;
         let creds = match (&self.auth_token, &self.cfg.credentials) {
             (Some(tok), Some(c)) => {
-                let user = self.auth_token_user.clone().unwrap_or_else(|| c.username.to_string());
+                let user = self
+                    .auth_token_user
+                    .clone()
+                    .unwrap_or_else(|| c.username.to_string());
                 token_creds = (user, tok.to_string());
                 Some((token_creds.0.as_str(), token_creds.1.as_str()))
             }
@@ -533,7 +552,10 @@ impl Client {
 
     /// The newest key state whose key exchange finished.
     fn primary_index(&self) -> Option<usize> {
-        self.ch.keys.iter().rposition(|k| k.phase == Phase::Exchanged)
+        self.ch
+            .keys
+            .iter()
+            .rposition(|k| k.phase == Phase::Exchanged)
     }
 
     fn send_push_request(&mut self, now: Instant) -> Result<(), ClientError> {
@@ -570,16 +592,22 @@ impl Client {
         } else if let Some(rest) = text.strip_prefix("HALT") {
             self.finish(ClientError::ServerHalt(strip_flags(rest)));
         } else if text == "EXIT" || text.starts_with("EXIT,") {
-            self.finish(ClientError::ServerRestart("the server is shutting down".into()));
+            self.finish(ClientError::ServerRestart(
+                "the server is shutting down".into(),
+            ));
         } else if let Some(rest) = text.strip_prefix("AUTH_PENDING") {
             self.events.push_back(Event::Info(format!(
                 "authentication pending{rest}: complete it as the server instructs"
             )));
             self.next_push_request = Some(now + PUSH_REQUEST_INTERVAL);
-        } else if let Some(rest) = text.strip_prefix("INFO_PRE,").or_else(|| text.strip_prefix("INFO,")) {
+        } else if let Some(rest) = text
+            .strip_prefix("INFO_PRE,")
+            .or_else(|| text.strip_prefix("INFO,"))
+        {
             self.events.push_back(Event::Info(rest.to_owned()));
         } else {
-            self.events.push_back(Event::Warning(format!("unknown control message '{text}'")));
+            self.events
+                .push_back(Event::Warning(format!("unknown control message '{text}'")));
         }
         Ok(())
     }
@@ -597,7 +625,12 @@ impl Client {
         if !self.cfg.ciphers.contains(&cipher) && Some(cipher) != self.cfg.fallback_cipher {
             return Err(ClientError::NoCipher(format!(
                 "the server chose data cipher {cipher}, which is not in this profile's data-ciphers ({})",
-                self.cfg.ciphers.iter().map(|c| c.name()).collect::<Vec<_>>().join(":")
+                self.cfg
+                    .ciphers
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(":")
             )));
         }
         self.cipher = Some(cipher);
@@ -628,7 +661,8 @@ impl Client {
             }
         }
         for ignored in std::mem::take(&mut self.push.ignored) {
-            self.events.push_back(Event::Warning(format!("pushed option ignored: {ignored}")));
+            self.events
+                .push_back(Event::Warning(format!("pushed option ignored: {ignored}")));
         }
         let idx = self
             .ch
@@ -640,7 +674,8 @@ impl Client {
         self.state = State::Connected;
         self.last_rx = now;
         self.last_tx = now;
-        self.events.push_back(Event::Connected(Box::new(self.push.clone())));
+        self.events
+            .push_back(Event::Connected(Box::new(self.push.clone())));
         Ok(())
     }
 
@@ -651,7 +686,8 @@ impl Client {
             ks.tls.export(b"EXPORTER-OpenVPN-datakeys", &mut out[..])?;
             return Ok(Key2::from_bytes(&out));
         }
-        let (Some(c), Some(s), Some(peer)) = (&ks.client_km, &ks.server_km, &self.ch.peer_sid) else {
+        let (Some(c), Some(s), Some(peer)) = (&ks.client_km, &ks.server_km, &self.ch.peer_sid)
+        else {
             return Err(ClientError::Protocol("key exchange incomplete".into()));
         };
         Ok(derive_key2(&PrfInputs {
@@ -666,7 +702,9 @@ impl Client {
     }
 
     fn install_keys(&mut self, now: Instant, idx: usize) -> Result<(), ClientError> {
-        let cipher = self.cipher.ok_or_else(|| ClientError::Protocol("no cipher".into()))?;
+        let cipher = self
+            .cipher
+            .ok_or_else(|| ClientError::Protocol("no cipher".into()))?;
         let key2 = self.derive_key2(idx)?;
         let mut dk = DataKey::new(cipher, self.cfg.auth, &key2, data::Role::Client)
             .map_err(|e| ClientError::NoCipher(e.to_string()))?;
@@ -784,12 +822,16 @@ impl Client {
                     .tx_key
                     .and_then(|i| self.ch.keys[i].data.as_ref())
                     .is_some_and(|d| d.wants_renegotiation());
-                if self.reneg_due().is_some_and(|t| now >= t) || (wants_reneg && self.reneg_due().is_some())
+                if self.reneg_due().is_some_and(|t| now >= t)
+                    || (wants_reneg && self.reneg_due().is_some())
                 {
                     self.start_renegotiation(now)?;
                 }
                 if let Some(ks) = self.ch.keys.last() {
-                    if ks.data.is_none() && ks.key_id != 0 && now >= ks.started + self.cfg.hand_window {
+                    if ks.data.is_none()
+                        && ks.key_id != 0
+                        && now >= ks.started + self.cfg.hand_window
+                    {
                         return Err(ClientError::HandshakeTimeout(
                             self.cfg.hand_window,
                             "a renegotiation did not complete",
@@ -810,7 +852,9 @@ impl Client {
 
     /// Switches sending to the newest key once the server uses it (or after a grace period).
     fn maybe_switch_tx_key(&mut self, now: Instant) {
-        let Some(newest) = self.ch.keys.iter().rposition(|k| k.data.is_some()) else { return };
+        let Some(newest) = self.ch.keys.iter().rposition(|k| k.data.is_some()) else {
+            return;
+        };
         if Some(newest) == self.tx_key {
             return;
         }
@@ -858,7 +902,9 @@ impl Client {
             Payload::Ping => framing.frame(&data::PING_MAGIC, &mut self.scratch),
             Payload::OccExit => framing.frame(&data::occ_exit(), &mut self.scratch),
         }
-        let Some(dk) = self.ch.keys[idx].data.as_mut() else { return false };
+        let Some(dk) = self.ch.keys[idx].data.as_mut() else {
+            return false;
+        };
         let ok = match self.peer_id {
             Some(peer_id) => dk.seal(&data::header_v2(key_id, peer_id), &self.scratch, out),
             None => dk.seal(&data::header_v1(key_id), &self.scratch, out),
@@ -871,7 +917,13 @@ impl Client {
         true
     }
 
-    fn handle_data(&mut self, now: Instant, datagram: &[u8], key_id: u8, packet_out: &mut Vec<u8>) -> bool {
+    fn handle_data(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        key_id: u8,
+        packet_out: &mut Vec<u8>,
+    ) -> bool {
         let Ok((_, _, _, header_len)) = wire::data_header(datagram) else {
             self.stats.dropped += 1;
             return false;
@@ -919,7 +971,9 @@ impl Client {
             Inband::Occ { opcode, .. } => {
                 if opcode == 6 {
                     // OCC EXIT: the server is going away.
-                    self.finish(ClientError::ServerRestart("the server is shutting down".into()));
+                    self.finish(ClientError::ServerRestart(
+                        "the server is shutting down".into(),
+                    ));
                 }
                 false
             }

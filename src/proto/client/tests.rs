@@ -37,15 +37,26 @@ fn pki(server_eku: bool) -> Pki {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(vec![]).unwrap();
         p.distinguished_name.push(DnType::CommonName, cn);
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         p.extended_key_usages = eku.into_iter().collect();
         let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
         (cert.pem(), key.serialize_pem())
     };
-    let (server_cert, server_key) =
-        leaf("server", server_eku.then_some(ExtendedKeyUsagePurpose::ServerAuth));
+    let (server_cert, server_key) = leaf(
+        "server",
+        server_eku.then_some(ExtendedKeyUsagePurpose::ServerAuth),
+    );
     let (client_cert, client_key) = leaf("client1", Some(ExtendedKeyUsagePurpose::ClientAuth));
-    Pki { ca: ca_cert.pem(), server_cert, server_key, client_cert, client_key }
+    Pki {
+        ca: ca_cert.pem(),
+        server_cert,
+        server_key,
+        client_cert,
+        client_key,
+    }
 }
 
 fn seeded_rng(seed: u64) -> Rng {
@@ -66,7 +77,12 @@ enum Wrap {
     Crypt,
 }
 
-fn configs(pki: &Pki, wrap: Wrap, seed: u64, cipher: Cipher) -> (ClientConfig, ServerSessionConfig) {
+fn configs(
+    pki: &Pki,
+    wrap: Wrap,
+    seed: u64,
+    cipher: Cipher,
+) -> (ClientConfig, ServerSessionConfig) {
     let tls = TlsSettings {
         ca: Some(pki.ca.clone().into_bytes()),
         cert: Some(pki.client_cert.clone().into_bytes()),
@@ -78,10 +94,19 @@ fn configs(pki: &Pki, wrap: Wrap, seed: u64, cipher: Cipher) -> (ClientConfig, S
     let (cw, sw) = match wrap {
         Wrap::None => (None, None),
         Wrap::Auth => (
-            Some(TlsWrap::Auth { key: key.clone(), direction: KeyDirection::Inverse }),
-            Some(TlsWrap::Auth { key, direction: KeyDirection::Normal }),
+            Some(TlsWrap::Auth {
+                key: key.clone(),
+                direction: KeyDirection::Inverse,
+            }),
+            Some(TlsWrap::Auth {
+                key,
+                direction: KeyDirection::Normal,
+            }),
         ),
-        Wrap::Crypt => (Some(TlsWrap::Crypt { key: key.clone() }), Some(TlsWrap::Crypt { key })),
+        Wrap::Crypt => (
+            Some(TlsWrap::Crypt { key: key.clone() }),
+            Some(TlsWrap::Crypt { key }),
+        ),
     };
     let client = ClientConfig {
         tls: client_config(&tls, ClientTlsOptions::default()).unwrap(),
@@ -97,6 +122,7 @@ fn configs(pki: &Pki, wrap: Wrap, seed: u64, cipher: Cipher) -> (ClientConfig, S
             tcp: false,
             extra: vec![],
             platform: "linux",
+            offer_ekm: true,
         }
         .render(),
         occ_options: "V4,dev-type tun".into(),
@@ -134,7 +160,10 @@ fn configs(pki: &Pki, wrap: Wrap, seed: u64, cipher: Cipher) -> (ClientConfig, S
         wrap: sw,
         auth: Digest::Sha256,
         ciphers: vec![cipher],
-        push: vec!["topology subnet".into(), "ifconfig 198.19.0.2 255.255.255.0".into()],
+        push: vec![
+            "topology subnet".into(),
+            "ifconfig 198.19.0.2 255.255.255.0".into(),
+        ],
         peer_id: 7,
         tls_timeout: Duration::from_secs(2),
         hand_window: Duration::from_secs(60),
@@ -191,7 +220,13 @@ impl Pair {
         }
     }
 
-    fn send(rng: &mut StdRng, impair: Impair, q: &mut VecDeque<(Instant, Vec<u8>)>, at: Instant, p: Vec<u8>) {
+    fn send(
+        rng: &mut StdRng,
+        impair: Impair,
+        q: &mut VecDeque<(Instant, Vec<u8>)>,
+        at: Instant,
+        p: Vec<u8>,
+    ) {
         if rng.random_bool(impair.loss) {
             return;
         }
@@ -222,11 +257,23 @@ impl Pair {
         let mut buf = Vec::new();
         while self.client.poll_transmit(now, &mut buf) {
             let p = std::mem::take(&mut buf);
-            Self::send(&mut self.rng, self.impair, &mut self.c2s, now + self.latency, p);
+            Self::send(
+                &mut self.rng,
+                self.impair,
+                &mut self.c2s,
+                now + self.latency,
+                p,
+            );
         }
         while self.server.poll_transmit(now, &mut buf) {
             let p = std::mem::take(&mut buf);
-            Self::send(&mut self.rng, self.impair, &mut self.s2c, now + self.latency, p);
+            Self::send(
+                &mut self.rng,
+                self.impair,
+                &mut self.s2c,
+                now + self.latency,
+                p,
+            );
         }
         let mut pkt = Vec::new();
         let mut delivered = false;
@@ -300,18 +347,38 @@ impl Pair {
     fn exchange(&mut self, tag: u32) {
         let now = self.now;
         let mut out = Vec::new();
-        if self.client.encapsulate(now, &ip_packet(tag, 0x0a), &mut out) {
-            Self::send(&mut self.rng, self.impair, &mut self.c2s, now + self.latency, out.clone());
+        if self
+            .client
+            .encapsulate(now, &ip_packet(tag, 0x0a), &mut out)
+        {
+            Self::send(
+                &mut self.rng,
+                self.impair,
+                &mut self.c2s,
+                now + self.latency,
+                out.clone(),
+            );
         }
-        if self.server.encapsulate(now, &ip_packet(tag, 0x0b), &mut out) {
-            Self::send(&mut self.rng, self.impair, &mut self.s2c, now + self.latency, out);
+        if self
+            .server
+            .encapsulate(now, &ip_packet(tag, 0x0b), &mut out)
+        {
+            Self::send(
+                &mut self.rng,
+                self.impair,
+                &mut self.s2c,
+                now + self.latency,
+                out,
+            );
         }
     }
 }
 
 /// A fake IPv4 packet carrying a tag.
 fn ip_packet(tag: u32, dir: u8) -> Vec<u8> {
-    let mut p = vec![0x45, 0, 0, 40, 0, 0, 0, 0, 64, 17, 0, 0, 198, 19, 0, 2, 198, 19, 0, dir];
+    let mut p = vec![
+        0x45, 0, 0, 40, 0, 0, 0, 0, 64, 17, 0, 0, 198, 19, 0, 2, 198, 19, 0, dir,
+    ];
     p.extend_from_slice(&tag.to_be_bytes());
     p.resize(40, 0xa5);
     p
@@ -331,7 +398,10 @@ fn clean_handshake_and_traffic_each_wrap_and_cipher() {
     {
         let (c, s) = configs(&pki, wrap, i as u64, cipher);
         let mut pair = Pair::new(c, s, Impair::default(), 1);
-        assert!(pair.drive_until(Duration::from_secs(10), Pair::connected), "case {i} did not connect");
+        assert!(
+            pair.drive_until(Duration::from_secs(10), Pair::connected),
+            "case {i} did not connect"
+        );
         assert_eq!(pair.client.cipher(), Some(cipher));
         assert_eq!(pair.server.username(), Some("alice"));
         let pushed = pair.client_events.iter().find_map(|e| match e {
@@ -342,7 +412,9 @@ fn clean_handshake_and_traffic_each_wrap_and_cipher() {
         for t in 0..5 {
             pair.exchange(t);
         }
-        pair.drive_until(Duration::from_secs(1), |p| p.server_got.len() == 5 && p.client_got.len() == 5);
+        pair.drive_until(Duration::from_secs(1), |p| {
+            p.server_got.len() == 5 && p.client_got.len() == 5
+        });
         assert_eq!(pair.server_got.len(), 5, "case {i}");
         assert_eq!(pair.client_got[4], ip_packet(4, 0x0b));
     }
@@ -351,7 +423,11 @@ fn clean_handshake_and_traffic_each_wrap_and_cipher() {
 #[test]
 fn handshake_survives_loss_reordering_and_duplication() {
     let pki = pki(true);
-    let impair = Impair { loss: 0.3, dup: 0.1, reorder: 0.3 };
+    let impair = Impair {
+        loss: 0.3,
+        dup: 0.1,
+        reorder: 0.3,
+    };
     let mut times = Vec::new();
     for seed in 0..12u64 {
         let wrap = [Wrap::None, Wrap::Auth, Wrap::Crypt][seed as usize % 3];
@@ -365,7 +441,10 @@ fn handshake_survives_loss_reordering_and_duplication() {
         );
         times.push(pair.now - start);
     }
-    assert!(times.iter().any(|t| *t > Duration::from_secs(1)), "loss had no effect: {times:?}");
+    assert!(
+        times.iter().any(|t| *t > Duration::from_secs(1)),
+        "loss had no effect: {times:?}"
+    );
 }
 
 #[test]
@@ -386,13 +465,36 @@ fn renegotiation_under_traffic_loses_nothing() {
         }
         pair.now = pair.now.max(until);
     }
-    pair.drive_until(Duration::from_secs(2), |p| p.server_got.len() as u32 == total);
-    let renegs = pair.client_events.iter().filter(|e| matches!(e, Event::Renegotiated { .. })).count();
-    assert!(renegs >= 3, "only {renegs} renegotiations in 20 s with reneg-sec 5");
-    let got: Vec<u32> = pair.server_got.iter().map(|p| u32::from_be_bytes(p[20..24].try_into().unwrap())).collect();
+    pair.drive_until(Duration::from_secs(2), |p| {
+        p.server_got.len() as u32 == total
+    });
+    let renegs = pair
+        .client_events
+        .iter()
+        .filter(|e| matches!(e, Event::Renegotiated { .. }))
+        .count();
+    assert!(
+        renegs >= 3,
+        "only {renegs} renegotiations in 20 s with reneg-sec 5"
+    );
+    let got: Vec<u32> = pair
+        .server_got
+        .iter()
+        .map(|p| u32::from_be_bytes(p[20..24].try_into().unwrap()))
+        .collect();
     let missing: Vec<u32> = (0..total).filter(|t| !got.contains(t)).collect();
-    assert_eq!(pair.server_got.len() as u32, total, "client→server packets lost across renegotiations: server dropped {}, missing {:?}", pair.server.dropped, &missing[..missing.len().min(40)]);
-    assert_eq!(pair.client_got.len() as u32, total, "server→client packets lost across renegotiations");
+    assert_eq!(
+        pair.server_got.len() as u32,
+        total,
+        "client→server packets lost across renegotiations: server dropped {}, missing {:?}",
+        pair.server.dropped,
+        &missing[..missing.len().min(40)]
+    );
+    assert_eq!(
+        pair.client_got.len() as u32,
+        total,
+        "server→client packets lost across renegotiations"
+    );
     assert!(pair.client.is_connected());
 }
 
@@ -401,10 +503,23 @@ fn renegotiation_started_by_the_server() {
     let pki = pki(true);
     let (c, mut s) = configs(&pki, Wrap::Auth, 4, Cipher::Chacha20Poly1305);
     s.reneg_sec = Some(Duration::from_secs(4));
-    let mut pair = Pair::new(c, s, Impair { loss: 0.1, dup: 0.0, reorder: 0.1 }, 4);
+    let mut pair = Pair::new(
+        c,
+        s,
+        Impair {
+            loss: 0.1,
+            dup: 0.0,
+            reorder: 0.1,
+        },
+        4,
+    );
     assert!(pair.drive_until(Duration::from_secs(30), Pair::connected));
     pair.drive_until(Duration::from_secs(20), |p| {
-        p.client_events.iter().filter(|e| matches!(e, Event::Renegotiated { .. })).count() >= 2
+        p.client_events
+            .iter()
+            .filter(|e| matches!(e, Event::Renegotiated { .. }))
+            .count()
+            >= 2
     });
     assert!(pair.client.is_connected());
     pair.client_got.clear();
@@ -455,7 +570,10 @@ fn wrong_password_ends_with_auth_failed() {
         Event::Closed(e) => Some(e.clone()),
         _ => None,
     });
-    assert!(matches!(closed, Some(ClientError::AuthFailed(_))), "{closed:?}");
+    assert!(
+        matches!(closed, Some(ClientError::AuthFailed(_))),
+        "{closed:?}"
+    );
     assert!(!closed.unwrap().should_reconnect());
 }
 
@@ -477,7 +595,10 @@ fn server_without_server_auth_eku_is_refused_by_default() {
         _ => None,
     });
     let msg = closed.expect("the client must refuse the server");
-    assert!(msg.contains("serverAuth") && msg.contains("--no-server-eku-check"), "{msg}");
+    assert!(
+        msg.contains("serverAuth") && msg.contains("--no-server-eku-check"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -488,6 +609,35 @@ fn explicit_exit_notify_reaches_the_server() {
     assert!(pair.drive_until(Duration::from_secs(10), Pair::connected));
     let now = pair.now;
     pair.client.close(now);
-    pair.drive_until(Duration::from_secs(5), |p| !p.server.is_connected() && p.client.is_closed());
-    assert!(!pair.server.is_connected(), "the server did not see the client's EXIT");
+    pair.drive_until(Duration::from_secs(5), |p| {
+        !p.server.is_connected() && p.client.is_closed()
+    });
+    assert!(
+        !pair.server.is_connected(),
+        "the server did not see the client's EXIT"
+    );
+}
+
+#[test]
+fn legacy_prf_key_derivation_when_ekm_is_not_offered() {
+    let pki = pki(true);
+    let (mut c, s) = configs(&pki, Wrap::Auth, 9, Cipher::Aes128Gcm);
+    c.peer_info = crate::proto::handshake::peer_info::PeerInfo {
+        ciphers: vec![Cipher::Aes128Gcm],
+        mtu: 1600,
+        tcp: false,
+        extra: vec![],
+        platform: "linux",
+        offer_ekm: false,
+    }
+    .render();
+    let mut pair = Pair::new(c, s, Impair::default(), 9);
+    assert!(pair.drive_until(Duration::from_secs(10), Pair::connected));
+    assert!(!pair.client.ekm, "the server must not have pushed tls-ekm");
+    pair.exchange(1);
+    pair.drive_until(Duration::from_secs(1), |p| {
+        p.server_got.len() == 1 && p.client_got.len() == 1
+    });
+    assert_eq!(pair.server_got, vec![ip_packet(1, 0x0a)]);
+    assert_eq!(pair.client_got, vec![ip_packet(1, 0x0b)]);
 }

@@ -104,7 +104,12 @@ pub struct ReceivedClientKeyMessage {
 }
 
 /// Serialises the server's message.
-pub fn write_server_message(random1: &[u8; 32], random2: &[u8; 32], options: &str, out: &mut Vec<u8>) {
+pub fn write_server_message(
+    random1: &[u8; 32],
+    random2: &[u8; 32],
+    options: &str,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(&[0, 0, 0, 0, 2]);
     out.extend_from_slice(random1);
     out.extend_from_slice(random2);
@@ -143,7 +148,11 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Result<String, KeyMethodError> {
-        let len = u16::from_be_bytes(self.take(2)?.try_into().map_err(|_| KeyMethodError::Truncated)?);
+        let len = u16::from_be_bytes(
+            self.take(2)?
+                .try_into()
+                .map_err(|_| KeyMethodError::Truncated)?,
+        );
         if len == 0 {
             return Ok(String::new());
         }
@@ -182,7 +191,12 @@ pub fn read_server_message(bytes: &[u8]) -> Result<ServerKeyMessage, KeyMethodEr
     let _user = r.optional_string()?;
     let _pass = r.optional_string()?;
     let peer_info = r.optional_string()?.filter(|s| !s.is_empty());
-    Ok(ServerKeyMessage { random1, random2, options, peer_info })
+    Ok(ServerKeyMessage {
+        random1,
+        random2,
+        options,
+        peer_info,
+    })
 }
 
 /// Parses the client's message (server side).
@@ -196,7 +210,15 @@ pub fn read_client_message(bytes: &[u8]) -> Result<ReceivedClientKeyMessage, Key
     let username = Zeroizing::new(r.optional_string()?.unwrap_or_default());
     let password = Zeroizing::new(r.optional_string()?.unwrap_or_default());
     let peer_info = r.optional_string()?.unwrap_or_default();
-    Ok(ReceivedClientKeyMessage { pre_master, random1, random2, options, username, password, peer_info })
+    Ok(ReceivedClientKeyMessage {
+        pre_master,
+        random1,
+        random2,
+        options,
+        username,
+        password,
+        peer_info,
+    })
 }
 
 /// Whether `buf` holds a complete message of the given side (TLS may deliver it in pieces).
@@ -206,7 +228,11 @@ pub fn message_len(buf: &[u8], client: bool) -> Option<usize> {
     for i in 0..strings {
         if buf.len() < pos + 2 {
             // The server may omit trailing strings.
-            return if !client && i >= 1 && buf.len() == pos { Some(pos) } else { None };
+            return if !client && i >= 1 && buf.len() == pos {
+                Some(pos)
+            } else {
+                None
+            };
         }
         let len = u16::from_be_bytes([buf[pos], buf[pos + 1]]) as usize;
         pos += 2 + len;
@@ -231,7 +257,12 @@ mod tests {
             }
         });
         let mut out = Vec::new();
-        msg.write("V4,dev-type tun", Some(("user", "pass")), "IV_VER=1\n", &mut out);
+        msg.write(
+            "V4,dev-type tun",
+            Some(("user", "pass")),
+            "IV_VER=1\n",
+            &mut out,
+        );
         assert_eq!(message_len(&out, true), Some(out.len()));
         assert_eq!(message_len(&out[..out.len() - 1], true), None);
         let got = read_client_message(&out).unwrap();
@@ -250,9 +281,15 @@ mod tests {
         let m = read_server_message(&out).unwrap();
         assert_eq!(m.options, "V4,tls-server");
         assert_eq!(m.random1[..], [1; 32]);
-        assert_eq!(read_server_message(&out[..20]).unwrap_err(), KeyMethodError::Truncated);
+        assert_eq!(
+            read_server_message(&out[..20]).unwrap_err(),
+            KeyMethodError::Truncated
+        );
         let mut bad = out.clone();
         bad[4] = 1;
-        assert_eq!(read_server_message(&bad).unwrap_err(), KeyMethodError::Method(1));
+        assert_eq!(
+            read_server_message(&bad).unwrap_err(),
+            KeyMethodError::Method(1)
+        );
     }
 }

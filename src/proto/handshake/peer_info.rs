@@ -30,14 +30,21 @@ pub struct PeerInfo {
     pub extra: Vec<(String, String)>,
     /// Platform name (`linux`, `mac`, `win`, ...).
     pub platform: &'static str,
+    /// Offer TLS-EKM key derivation (off: the server falls back to the legacy PRF).
+    pub offer_ekm: bool,
 }
 
 impl PeerInfo {
     /// The `IV_PROTO` value we announce.
-    pub fn iv_proto() -> u32 {
+    pub fn iv_proto(&self) -> u32 {
+        let ekm = if self.offer_ekm {
+            iv_proto::TLS_KEY_EXPORT
+        } else {
+            0
+        };
         iv_proto::DATA_V2
             | iv_proto::REQUEST_PUSH
-            | iv_proto::TLS_KEY_EXPORT
+            | ekm
             | iv_proto::DNS_OPTION
             | iv_proto::CC_EXIT_NOTIFY
     }
@@ -53,7 +60,7 @@ impl PeerInfo {
         };
         var("IV_VER", "2.6.14");
         var("IV_PLAT", self.platform);
-        var("IV_PROTO", &Self::iv_proto().to_string());
+        var("IV_PROTO", &self.iv_proto().to_string());
         if self.ciphers.contains(&Cipher::Aes128Gcm) && self.ciphers.contains(&Cipher::Aes256Gcm) {
             var("IV_NCP", "2");
         }
@@ -64,7 +71,10 @@ impl PeerInfo {
         var("IV_LZO_STUB", "1");
         var("IV_COMP_STUB", "1");
         var("IV_COMP_STUBv2", "1");
-        var("IV_GUI_VER", concat!("ferrovpn_", env!("CARGO_PKG_VERSION")));
+        var(
+            "IV_GUI_VER",
+            concat!("ferrovpn_", env!("CARGO_PKG_VERSION")),
+        );
         for (k, v) in &self.extra {
             var(k, v);
         }
@@ -102,6 +112,7 @@ mod tests {
             tcp: false,
             extra: vec![("UV_X".into(), "1".into())],
             platform: "linux",
+            offer_ekm: true,
         };
         let s = pi.render();
         assert!(s.contains("IV_PROTO=206\n"), "{s}");
@@ -109,5 +120,10 @@ mod tests {
         assert!(s.contains("IV_NCP=2\n"));
         assert!(s.contains("UV_X=1\n"));
         assert!(!s.contains("IV_LZ4"));
+        let legacy = PeerInfo {
+            offer_ekm: false,
+            ..pi
+        };
+        assert!(legacy.render().contains("IV_PROTO=198\n"));
     }
 }

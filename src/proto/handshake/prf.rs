@@ -7,7 +7,8 @@ use zeroize::Zeroizing;
 use crate::proto::keys::{KEY2_LEN, Key2};
 
 fn p_hash<M: Mac + hmac::digest::KeyInit + Clone>(secret: &[u8], seed: &[u8], out: &mut [u8]) {
-    let mac = <M as hmac::digest::KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    let mac =
+        <M as hmac::digest::KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
     // A(1) = HMAC(secret, seed)
     let mut a = {
         let mut m = mac.clone();
@@ -33,7 +34,8 @@ fn p_hash<M: Mac + hmac::digest::KeyInit + Clone>(secret: &[u8], seed: &[u8], ou
 
 /// TLS 1.0 PRF: `P_MD5(S1, label||seed) XOR P_SHA1(S2, label||seed)`.
 pub fn tls1_prf(secret: &[u8], label: &[u8], seed_parts: &[&[u8]], out: &mut [u8]) {
-    let mut seed = Vec::with_capacity(label.len() + seed_parts.iter().map(|p| p.len()).sum::<usize>());
+    let mut seed =
+        Vec::with_capacity(label.len() + seed_parts.iter().map(|p| p.len()).sum::<usize>());
     seed.extend_from_slice(label);
     for p in seed_parts {
         seed.extend_from_slice(p);
@@ -77,7 +79,12 @@ pub fn derive_key2(i: &PrfInputs<'_>) -> Key2 {
     tls1_prf(
         &master[..],
         b"OpenVPN key expansion",
-        &[i.client_random2, i.server_random2, i.client_sid, i.server_sid],
+        &[
+            i.client_random2,
+            i.server_random2,
+            i.client_sid,
+            i.server_sid,
+        ],
         &mut out[..],
     );
     Key2::from_bytes(&out)

@@ -176,7 +176,8 @@ pub struct PullPolicy {
 }
 
 fn secs(tok: Option<&String>) -> Option<Duration> {
-    tok.and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs)
+    tok.and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 impl PushedOptions {
@@ -218,8 +219,15 @@ impl PushedOptions {
         let malformed = || PushError::Malformed(raw.to_owned());
         let routing = matches!(
             name,
-            "route" | "route-ipv6" | "redirect-gateway" | "redirect-private" | "route-gateway"
-                | "dhcp-option" | "dns" | "block-ipv6" | "route-metric"
+            "route"
+                | "route-ipv6"
+                | "redirect-gateway"
+                | "redirect-private"
+                | "route-gateway"
+                | "dhcp-option"
+                | "dns"
+                | "block-ipv6"
+                | "route-metric"
         );
         if routing && policy.route_nopull {
             self.ignored.push(format!("{raw} (route-nopull)"));
@@ -227,8 +235,14 @@ impl PushedOptions {
         }
         match name {
             "ifconfig" => {
-                let a = args.first().and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
-                let b = args.get(1).and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
+                let a = args
+                    .first()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(malformed)?;
+                let b = args
+                    .get(1)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(malformed)?;
                 self.ifconfig = Some((a, b));
             }
             "ifconfig-ipv6" => {
@@ -286,7 +300,8 @@ impl PushedOptions {
                 if name == "redirect-gateway" {
                     self.redirect_gateway = Some(rg);
                 } else {
-                    self.ignored.push(format!("{raw} (redirect-private is not supported)"));
+                    self.ignored
+                        .push(format!("{raw} (redirect-private is not supported)"));
                 }
             }
             "dhcp-option" => {
@@ -302,21 +317,31 @@ impl PushedOptions {
             }
             "dns" => self.apply_dns(args).ok_or_else(malformed)?,
             "peer-id" => {
-                self.peer_id = Some(args.first().and_then(|s| s.parse().ok()).ok_or_else(malformed)?)
+                self.peer_id = Some(
+                    args.first()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(malformed)?,
+                )
             }
             "cipher" => {
                 let c = args.first().ok_or_else(malformed)?;
                 self.cipher = Some(c.parse().map_err(|_| PushError::Cipher(c.clone()))?);
             }
             "tun-mtu" => {
-                self.tun_mtu = Some(args.first().and_then(|s| s.parse().ok()).ok_or_else(malformed)?)
+                self.tun_mtu = Some(
+                    args.first()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(malformed)?,
+                )
             }
             "protocol-flags" => {
                 for a in args {
                     match a.as_str() {
                         "cc-exit" => self.cc_exit = true,
                         "tls-ekm" => self.tls_ekm = true,
-                        other => self.ignored.push(format!("protocol-flags {other} (not announced)")),
+                        other => self
+                            .ignored
+                            .push(format!("protocol-flags {other} (not announced)")),
                     }
                 }
             }
@@ -358,7 +383,8 @@ impl PushedOptions {
             "block-ipv6" => self.block_ipv6 = true,
             "route-metric" => self.route_metric = args.first().and_then(|s| s.parse().ok()),
             "explicit-exit-notify" => {
-                self.explicit_exit_notify = Some(args.first().and_then(|s| s.parse().ok()).unwrap_or(1))
+                self.explicit_exit_notify =
+                    Some(args.first().and_then(|s| s.parse().ok()).unwrap_or(1))
             }
             "dev-type" if args.first().map(String::as_str) == Some("tap") => {
                 return Err(PushError::Unsupported(raw.to_owned()));
@@ -382,7 +408,10 @@ impl PushedOptions {
                 let idx = match self.dns_servers.iter().position(|s| s.priority == priority) {
                     Some(i) => i,
                     None => {
-                        self.dns_servers.push(DnsServer { priority, ..Default::default() });
+                        self.dns_servers.push(DnsServer {
+                            priority,
+                            ..Default::default()
+                        });
                         self.dns_servers.len() - 1
                     }
                 };
@@ -407,8 +436,11 @@ impl PushedOptions {
 
     /// DNS servers from `dns` (preferred, as 2.6 does) or `dhcp-option DNS`.
     pub fn dns_addresses(&self) -> Vec<IpAddr> {
-        let from_dns: Vec<IpAddr> =
-            self.dns_servers.iter().flat_map(|s| s.addresses.iter().copied()).collect();
+        let from_dns: Vec<IpAddr> = self
+            .dns_servers
+            .iter()
+            .flat_map(|s| s.addresses.iter().copied())
+            .collect();
         if !from_dns.is_empty() {
             return from_dns;
         }
@@ -437,7 +469,10 @@ impl PushedOptions {
 
     /// Split-DNS domains (`dns server N resolve-domains`).
     pub fn split_domains(&self) -> Vec<String> {
-        self.dns_servers.iter().flat_map(|s| s.resolve_domains.iter().cloned()).collect()
+        self.dns_servers
+            .iter()
+            .flat_map(|s| s.resolve_domains.iter().cloned())
+            .collect()
     }
 }
 
@@ -453,7 +488,10 @@ fn parse_dns_address(a: &str) -> Option<IpAddr> {
 }
 
 fn filter(opt: &str, filters: &[PullFilter]) -> Option<PullFilterAction> {
-    filters.iter().find(|f| opt.starts_with(&f.prefix)).map(|f| f.action)
+    filters
+        .iter()
+        .find(|f| opt.starts_with(&f.prefix))
+        .map(|f| f.action)
 }
 
 #[cfg(test)]
@@ -471,12 +509,21 @@ mod tests {
             .unwrap();
         assert!(!more);
         assert_eq!(p.topology, Topology::Subnet);
-        assert_eq!(p.ifconfig, Some(("198.19.1.2".parse().unwrap(), "255.255.255.0".parse().unwrap())));
+        assert_eq!(
+            p.ifconfig,
+            Some((
+                "198.19.1.2".parse().unwrap(),
+                "255.255.255.0".parse().unwrap()
+            ))
+        );
         assert_eq!(p.peer_id, Some(0));
         assert_eq!(p.cipher, Some(Cipher::Aes256Gcm));
         assert!(p.cc_exit && p.tls_ekm);
         assert_eq!(p.ping_restart, Some(Duration::from_secs(20)));
-        assert_eq!(p.dns_addresses(), vec!["198.19.1.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            p.dns_addresses(),
+            vec!["198.19.1.53".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(p.search_domains(), vec!["test.internal".to_owned()]);
         assert_eq!(p.ifconfig_ipv6.unwrap().1, 64);
         assert!(p.redirect_gateway.unwrap().def1);
@@ -486,23 +533,41 @@ mod tests {
     fn continuation_filters_and_refusals() {
         let mut p = PushedOptions::default();
         let policy = PullPolicy {
-            filters: vec![PullFilter { action: PullFilterAction::Ignore, prefix: "route ".into() }],
+            filters: vec![PullFilter {
+                action: PullFilterAction::Ignore,
+                prefix: "route ".into(),
+            }],
             route_nopull: false,
             allow_compression: false,
         };
-        assert!(p.apply_chunk("route 10.0.0.0 255.0.0.0,push-continuation 2", &policy).unwrap());
+        assert!(
+            p.apply_chunk("route 10.0.0.0 255.0.0.0,push-continuation 2", &policy)
+                .unwrap()
+        );
         assert!(p.routes.is_empty());
-        assert!(!p.apply_chunk("compress stub-v2,push-continuation 1", &policy).unwrap());
+        assert!(
+            !p.apply_chunk("compress stub-v2,push-continuation 1", &policy)
+                .unwrap()
+        );
         assert_eq!(p.compression, Some(Compression::StubV2));
         assert!(matches!(
             p.apply_chunk("compress lz4-v2", &policy),
             Err(PushError::Compression(_))
         ));
-        assert!(matches!(p.apply_chunk("cipher BF-CBC", &policy), Err(PushError::Cipher(_))));
-        let nopull = PullPolicy { route_nopull: true, ..Default::default() };
+        assert!(matches!(
+            p.apply_chunk("cipher BF-CBC", &policy),
+            Err(PushError::Cipher(_))
+        ));
+        let nopull = PullPolicy {
+            route_nopull: true,
+            ..Default::default()
+        };
         let mut q = PushedOptions::default();
-        q.apply_chunk("route 10.0.0.0 255.0.0.0,dhcp-option DNS 1.2.3.4,ifconfig 10.8.0.2 255.255.255.0", &nopull)
-            .unwrap();
+        q.apply_chunk(
+            "route 10.0.0.0 255.0.0.0,dhcp-option DNS 1.2.3.4,ifconfig 10.8.0.2 255.255.255.0",
+            &nopull,
+        )
+        .unwrap();
         assert!(q.routes.is_empty() && q.dhcp_options.is_empty() && q.ifconfig.is_some());
     }
 
@@ -518,6 +583,9 @@ mod tests {
         assert_eq!(p.split_domains(), vec!["corp.example".to_owned()]);
         assert_eq!(p.search_domains().len(), 2);
         assert_eq!(p.auth_token_user.as_deref(), Some("user"));
-        assert_eq!(tokenize(r#"a "b c" 'd e' f\ g"#), vec!["a", "b c", "d e", "f g"]);
+        assert_eq!(
+            tokenize(r#"a "b c" 'd e' f\ g"#),
+            vec!["a", "b c", "d e", "f g"]
+        );
     }
 }

@@ -64,7 +64,9 @@ impl ServerSessionConfig {
     fn control_wrap(&self) -> ControlWrap {
         match &self.wrap {
             None | Some(TlsWrap::CryptV2 { .. }) => ControlWrap::none(),
-            Some(TlsWrap::Auth { key, direction }) => ControlWrap::tls_auth(key, *direction, self.auth),
+            Some(TlsWrap::Auth { key, direction }) => {
+                ControlWrap::tls_auth(key, *direction, self.auth)
+            }
             Some(TlsWrap::Crypt { key }) => ControlWrap::tls_crypt(key, Role::Server),
         }
     }
@@ -146,8 +148,14 @@ impl ServerSession {
     }
 
     /// Handles one packet from the client; `true` when `packet_out` holds an IP packet.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8], packet_out: &mut Vec<u8>) -> bool {
-        let Some(Ok((opcode, key_id))) = datagram.first().map(|b| wire::split_first_byte(*b)) else {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        packet_out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(Ok((opcode, key_id))) = datagram.first().map(|b| wire::split_first_byte(*b))
+        else {
             self.dropped += 1;
             return false;
         };
@@ -164,8 +172,13 @@ impl ServerSession {
         if self.state == State::Closed {
             return Ok(());
         }
-        let Some(inc) = self.ch.receive(datagram) else { return Ok(()) };
-        let is_reset = matches!(inc.opcode, Opcode::HardResetClientV2 | Opcode::HardResetClientV3);
+        let Some(inc) = self.ch.receive(datagram) else {
+            return Ok(());
+        };
+        let is_reset = matches!(
+            inc.opcode,
+            Opcode::HardResetClientV2 | Opcode::HardResetClientV3
+        );
         match self.ch.peer_sid {
             None if is_reset && inc.key_id == 0 => {
                 self.ch.peer_sid = Some(inc.session_id);
@@ -201,7 +214,12 @@ impl ServerSession {
         self.progress(now)
     }
 
-    fn start_key_state(&mut self, key_id: u8, reset: Opcode, now: Instant) -> Result<(), ClientError> {
+    fn start_key_state(
+        &mut self,
+        key_id: u8,
+        reset: Opcode,
+        now: Instant,
+    ) -> Result<(), ClientError> {
         let tls = TlsSession::server(self.cfg.tls.clone())?;
         let mut send = ReliableSend::new(self.cfg.tls_timeout);
         send.push(reset, Vec::new(), now);
@@ -213,7 +231,9 @@ impl ServerSession {
 
     /// Drops expired key states and re-points the send key at the newest keyed state.
     fn prune(&mut self, now: Instant) {
-        self.ch.keys.retain(|k| !k.expires.is_some_and(|e| now >= e));
+        self.ch
+            .keys
+            .retain(|k| !k.expires.is_some_and(|e| now >= e));
         self.tx_key = self.ch.keys.iter().rposition(|k| k.data.is_some());
     }
 
@@ -249,7 +269,9 @@ impl ServerSession {
             if !ks.km_sent {
                 break;
             }
-            let Some(nul) = ks.plain_in.iter().position(|&b| b == 0) else { break };
+            let Some(nul) = ks.plain_in.iter().position(|&b| b == 0) else {
+                break;
+            };
             let msg: Vec<u8> = ks.plain_in.drain(..=nul).collect();
             let text = String::from_utf8_lossy(&msg[..msg.len() - 1]).into_owned();
             self.handle_text(now, idx, &text)?;
@@ -269,22 +291,35 @@ impl ServerSession {
         let peer_info = km.peer_info.clone();
         let (user, pass) = (km.username.to_string(), km.password.to_string());
         let iv = |name: &str| {
-            peer_info
-                .lines()
-                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')).map(str::to_owned))
+            peer_info.lines().find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|r| r.strip_prefix('='))
+                    .map(str::to_owned)
+            })
         };
         if idx == 0 || self.cipher.is_none() {
             self.client_iv_proto = iv("IV_PROTO").and_then(|v| v.parse().ok()).unwrap_or(0);
             let offered: Vec<String> = iv("IV_CIPHERS")
                 .map(|c| c.split(':').map(str::to_owned).collect())
                 .unwrap_or_default();
-            let cipher = self.cfg.ciphers.iter().copied().find(|c| offered.iter().any(|o| o == c.name()));
+            let cipher = self
+                .cfg
+                .ciphers
+                .iter()
+                .copied()
+                .find(|c| offered.iter().any(|o| o == c.name()));
             self.ekm = self.client_iv_proto & iv_proto::TLS_KEY_EXPORT != 0;
             match cipher {
                 Some(c) => self.cipher = Some(c),
                 None => {
-                    self.send_text(now, idx, "AUTH_FAILED,Data channel cipher negotiation failed (no shared cipher)")?;
-                    return Err(ClientError::NoCipher("no shared data cipher with the client".into()));
+                    self.send_text(
+                        now,
+                        idx,
+                        "AUTH_FAILED,Data channel cipher negotiation failed (no shared cipher)",
+                    )?;
+                    return Err(ClientError::NoCipher(
+                        "no shared data cipher with the client".into(),
+                    ));
                 }
             }
         }
@@ -302,7 +337,12 @@ impl ServerSession {
         (self.cfg.rng)(&mut r1[..]);
         (self.cfg.rng)(&mut r2[..]);
         let mut buf = Zeroizing::new(Vec::new());
-        key_method2::write_server_message(&r1, &r2, "V4,dev-type tun,link-mtu 1521,tun-mtu 1500,proto UDPv4,auth SHA1,keysize 128,key-method 2,tls-server", &mut buf);
+        key_method2::write_server_message(
+            &r1,
+            &r2,
+            "V4,dev-type tun,link-mtu 1521,tun-mtu 1500,proto UDPv4,auth SHA1,keysize 128,key-method 2,tls-server",
+            &mut buf,
+        );
         let ks = &mut self.ch.keys[idx];
         ks.server_randoms = Some((r1, r2));
         ks.tls.write_plain(&buf)?;
@@ -334,7 +374,9 @@ impl ServerSession {
         if self.state == State::Connected {
             return Ok(());
         }
-        let cipher = self.cipher.ok_or_else(|| ClientError::Protocol("no cipher".into()))?;
+        let cipher = self
+            .cipher
+            .ok_or_else(|| ClientError::Protocol("no cipher".into()))?;
         let mut opts = self.cfg.push.clone();
         if let Some(p) = self.cfg.ping {
             opts.push(format!("ping {}", p.as_secs()));
@@ -360,7 +402,8 @@ impl ServerSession {
         self.state = State::Connected;
         self.last_rx = now;
         self.last_tx = now;
-        self.events.push_back(Event::Connected(Box::new(PushedOptions::default())));
+        self.events
+            .push_back(Event::Connected(Box::new(PushedOptions::default())));
         Ok(())
     }
 
@@ -375,15 +418,20 @@ impl ServerSession {
                 self.send_push_reply(now, idx)?;
             }
         } else if text == "EXIT" {
-            self.finish(ClientError::ServerRestart("the client disconnected (EXIT)".into()));
+            self.finish(ClientError::ServerRestart(
+                "the client disconnected (EXIT)".into(),
+            ));
         } else {
-            self.events.push_back(Event::Info(format!("client says '{text}'")));
+            self.events
+                .push_back(Event::Info(format!("client says '{text}'")));
         }
         Ok(())
     }
 
     fn install_keys(&mut self, now: Instant, idx: usize) -> Result<(), ClientError> {
-        let cipher = self.cipher.ok_or_else(|| ClientError::Protocol("no cipher".into()))?;
+        let cipher = self
+            .cipher
+            .ok_or_else(|| ClientError::Protocol("no cipher".into()))?;
         let key2 = {
             let ks = &self.ch.keys[idx];
             if self.ekm {
@@ -391,9 +439,11 @@ impl ServerSession {
                 ks.tls.export(b"EXPORTER-OpenVPN-datakeys", &mut out[..])?;
                 Key2::from_bytes(&out)
             } else {
-                let (Some(c), Some((r1, r2)), Some(peer)) =
-                    (&ks.received_client_km, &ks.server_randoms, &self.ch.peer_sid)
-                else {
+                let (Some(c), Some((r1, r2)), Some(peer)) = (
+                    &ks.received_client_km,
+                    &ks.server_randoms,
+                    &self.ch.peer_sid,
+                ) else {
                     return Err(ClientError::Protocol("key exchange incomplete".into()));
                 };
                 derive_key2(&PrfInputs {
@@ -423,8 +473,9 @@ impl ServerSession {
         if key_id != 0 {
             self.events.push_back(Event::Renegotiated { key_id });
             // Keep one lame duck at most: older keys go at the next prune.
-            let keyed: Vec<usize> =
-                (0..self.ch.keys.len()).filter(|&i| self.ch.keys[i].data.is_some()).collect();
+            let keyed: Vec<usize> = (0..self.ch.keys.len())
+                .filter(|&i| self.ch.keys[i].data.is_some())
+                .collect();
             for &i in keyed.iter().rev().skip(2) {
                 self.ch.keys[i].expires = Some(now);
             }
@@ -443,8 +494,13 @@ impl ServerSession {
         let key_id = self.ch.keys[idx].key_id;
         Framing::None.frame(payload, &mut self.scratch);
         let peer_id = self.cfg.peer_id;
-        let Some(dk) = self.ch.keys[idx].data.as_mut() else { return false };
-        if dk.seal(&data::header_v2(key_id, peer_id), &self.scratch, out).is_err() {
+        let Some(dk) = self.ch.keys[idx].data.as_mut() else {
+            return false;
+        };
+        if dk
+            .seal(&data::header_v2(key_id, peer_id), &self.scratch, out)
+            .is_err()
+        {
             out.clear();
             return false;
         }
@@ -452,7 +508,13 @@ impl ServerSession {
         true
     }
 
-    fn handle_data(&mut self, now: Instant, datagram: &[u8], key_id: u8, packet_out: &mut Vec<u8>) -> bool {
+    fn handle_data(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        key_id: u8,
+        packet_out: &mut Vec<u8>,
+    ) -> bool {
         let Ok((_, _, _, header_len)) = wire::data_header(datagram) else {
             self.dropped += 1;
             return false;
@@ -478,7 +540,9 @@ impl ServerSession {
             }
             Inband::Ping => false,
             Inband::Occ { opcode: 6, .. } => {
-                self.finish(ClientError::ServerRestart("the client disconnected (OCC EXIT)".into()));
+                self.finish(ClientError::ServerRestart(
+                    "the client disconnected (OCC EXIT)".into(),
+                ));
                 false
             }
             Inband::Occ { .. } => false,
@@ -537,7 +601,10 @@ impl ServerSession {
             State::Closed => return,
             State::Handshake => {
                 if now >= self.started + self.cfg.hand_window {
-                    self.finish(ClientError::HandshakeTimeout(self.cfg.hand_window, "client handshake"));
+                    self.finish(ClientError::HandshakeTimeout(
+                        self.cfg.hand_window,
+                        "client handshake",
+                    ));
                     return;
                 }
             }
