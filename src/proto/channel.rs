@@ -95,10 +95,10 @@ impl ControlChannel {
                 ks.send.handle_ack(id);
             }
         }
-        if let Some(id) = inc.message_id {
-            if ks.recv.handle(id, inc.opcode, &inc.payload) == RecvOutcome::OutOfWindow {
-                self.dropped += 1;
-            }
+        if let Some(id) = inc.message_id
+            && ks.recv.handle(id, inc.opcode, &inc.payload) == RecvOutcome::OutOfWindow
+        {
+            self.dropped += 1;
         }
         let mut out = Vec::new();
         while let Some(m) = ks.recv.poll_in_order() {

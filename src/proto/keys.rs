@@ -170,6 +170,7 @@ pub enum Digest {
 
 impl Digest {
     /// Output (and key) length in bytes.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         match self {
             Self::Sha1 => 20,

@@ -133,12 +133,12 @@ pub async fn run(
             (SessionEnd::Reconnect { reason, advance }, token) => {
                 auth_token = token;
                 failures += 1;
-                if let Some(max) = profile.connect_retry_max {
-                    if failures >= max * remotes.len() as u32 {
-                        break Outcome::Failed(format!(
-                            "giving up after {failures} attempts (connect-retry-max {max}); last error: {reason}"
-                        ));
-                    }
+                if let Some(max) = profile.connect_retry_max
+                    && failures >= max * remotes.len() as u32
+                {
+                    break Outcome::Failed(format!(
+                        "giving up after {failures} attempts (connect-retry-max {max}); last error: {reason}"
+                    ));
                 }
                 if advance {
                     remote_idx += 1;
@@ -253,10 +253,10 @@ async fn session(
     loop {
         let now = clock::now();
         while client.poll_transmit(now, &mut out) {
-            if let Err(e) = transport.send(&out).await {
-                if !closing {
-                    return reconnect(format!("sending to {addr}: {e}"));
-                }
+            if let Err(e) = transport.send(&out).await
+                && !closing
+            {
+                return reconnect(format!("sending to {addr}: {e}"));
             }
         }
         while let Some(ev) = client.poll_event() {
@@ -297,11 +297,10 @@ async fn session(
                         let now = clock::now();
                         let mut n = 0;
                         loop {
-                            if client.handle_datagram(now, &rbuf, &mut pkt) {
-                                if let Some(t) = &tun {
+                            if client.handle_datagram(now, &rbuf, &mut pkt)
+                                && let Some(t) = &tun {
                                     let _ = t.send(&pkt).await;
                                 }
-                            }
                             n += 1;
                             if n >= 64 || transport.try_recv(&mut rbuf).is_none() {
                                 break;
@@ -319,12 +318,11 @@ async fn session(
                 match r {
                     Ok(n) => {
                         let now = clock::now();
-                        if client.encapsulate(now, &tbuf[..n], &mut out) {
-                            if let Err(e) = transport.send(&out).await {
+                        if client.encapsulate(now, &tbuf[..n], &mut out)
+                            && let Err(e) = transport.send(&out).await {
                                 let token = client.auth_token().map(|(_, t)| t.to_owned());
                                 return (SessionEnd::Reconnect { reason: format!("sending to {addr}: {e}"), advance: false }, token);
                             }
-                        }
                     }
                     Err(e) => {
                         error!("reading the TUN device: {e}");
@@ -410,16 +408,16 @@ async fn configure(
     for w in &plan.warnings {
         warn!("{w}");
     }
-    if let Some(t) = tunnel.as_ref() {
-        if t.plan.as_ref() == Some(&plan) {
-            info!("pushed configuration unchanged, keeping the TUN device as it is");
-            return Ok(());
-        }
+    if let Some(t) = tunnel.as_ref()
+        && t.plan.as_ref() == Some(&plan)
+    {
+        info!("pushed configuration unchanged, keeping the TUN device as it is");
+        return Ok(());
     }
-    if let Some(mut t) = tunnel.take() {
-        if let Some(a) = t.applied.take() {
-            a.restore().await;
-        }
+    if let Some(mut t) = tunnel.take()
+        && let Some(a) = t.applied.take()
+    {
+        a.restore().await;
     }
     let tun = open_tun(&TunConfig {
         name: opts.dev.clone(),

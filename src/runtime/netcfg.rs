@@ -158,10 +158,10 @@ pub struct Applied {
 impl Applied {
     /// Removes routes and addresses we added and restores DNS.
     pub async fn restore(mut self) {
-        if let Some(dns) = self.dns.take() {
-            if let Err(e) = dns.restore() {
-                tracing::warn!("restoring DNS: {e}");
-            }
+        if let Some(dns) = self.dns.take()
+            && let Err(e) = dns.restore()
+        {
+            tracing::warn!("restoring DNS: {e}");
         }
         if let Some(net) = self.net.take() {
             net.restore().await;

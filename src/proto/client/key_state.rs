@@ -13,6 +13,9 @@ use crate::proto::reliable::{ReliableRecv, ReliableSend};
 use crate::proto::tls::TlsSession;
 use crate::proto::wire::Opcode;
 
+/// The server's random1/random2 of a key exchange.
+pub(crate) type ServerRandoms = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
+
 /// Where a key state is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -39,7 +42,7 @@ pub(crate) struct KeyState {
     /// Server role: the client's key-method-2 message.
     pub received_client_km: Option<ReceivedClientKeyMessage>,
     /// Server role: our random1/random2 (for the legacy PRF).
-    pub server_randoms: Option<(Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>)>,
+    pub server_randoms: Option<ServerRandoms>,
     pub km_sent: bool,
     pub data: Option<DataKey>,
     pub started: Instant,

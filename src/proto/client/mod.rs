@@ -341,10 +341,10 @@ impl Client {
                 }
                 min(self.reneg_due());
                 // A renegotiation in progress must finish within hand-window.
-                if let Some(ks) = self.ch.keys.last() {
-                    if ks.data.is_none() {
-                        min(Some(ks.started + self.cfg.hand_window));
-                    }
+                if let Some(ks) = self.ch.keys.last()
+                    && ks.data.is_none()
+                {
+                    min(Some(ks.started + self.cfg.hand_window));
                 }
             }
             _ => {}
@@ -470,12 +470,12 @@ impl Client {
         }
         let ks = &mut self.ch.keys[idx];
         ks.tls.read_plain(&mut ks.plain_in);
-        if ks.server_km.is_none() {
-            if let Some(len) = key_method2::message_len(&ks.plain_in, false) {
-                let msg = key_method2::read_server_message(&ks.plain_in[..len])?;
-                ks.plain_in.drain(..len);
-                ks.server_km = Some(msg);
-            }
+        if ks.server_km.is_none()
+            && let Some(len) = key_method2::message_len(&ks.plain_in, false)
+        {
+            let msg = key_method2::read_server_message(&ks.plain_in[..len])?;
+            ks.plain_in.drain(..len);
+            ks.server_km = Some(msg);
         }
         if ks.km_sent && ks.server_km.is_some() && ks.phase == Phase::Tls {
             ks.phase = Phase::Exchanged;
@@ -655,10 +655,10 @@ impl Client {
         if let Some(user) = self.push.auth_token_user.take() {
             self.auth_token_user = Some(user);
         }
-        if let Some(n) = self.push.explicit_exit_notify {
-            if self.cfg.explicit_exit_notify == 0 {
-                self.cfg.explicit_exit_notify = n;
-            }
+        if let Some(n) = self.push.explicit_exit_notify
+            && self.cfg.explicit_exit_notify == 0
+        {
+            self.cfg.explicit_exit_notify = n;
         }
         for ignored in std::mem::take(&mut self.push.ignored) {
             self.events
@@ -739,9 +739,7 @@ impl Client {
         let sec = self.cfg.reneg_sec?;
         let newest = self.ch.keys.last()?;
         // Only one renegotiation at a time.
-        if newest.data.is_none() {
-            return None;
-        }
+        newest.data.as_ref()?;
         Some(newest.installed_at.unwrap_or(newest.started) + sec)
     }
 
@@ -800,22 +798,22 @@ impl Client {
                 }
             }
             State::Connected => {
-                if let Some(p) = self.ping_exit {
-                    if now >= self.last_rx + p {
-                        return Err(ClientError::PingExit(p));
-                    }
+                if let Some(p) = self.ping_exit
+                    && now >= self.last_rx + p
+                {
+                    return Err(ClientError::PingExit(p));
                 }
-                if let Some(p) = self.ping_restart {
-                    if now >= self.last_rx + p {
-                        return Err(ClientError::PingRestart(p));
-                    }
+                if let Some(p) = self.ping_restart
+                    && now >= self.last_rx + p
+                {
+                    return Err(ClientError::PingRestart(p));
                 }
-                if let Some(p) = self.ping {
-                    if now >= self.last_tx + p {
-                        let mut out = Vec::new();
-                        if self.seal_payload(now, Payload::Ping, &mut out) {
-                            self.transmits.push_back(out);
-                        }
+                if let Some(p) = self.ping
+                    && now >= self.last_tx + p
+                {
+                    let mut out = Vec::new();
+                    if self.seal_payload(now, Payload::Ping, &mut out) {
+                        self.transmits.push_back(out);
                     }
                 }
                 let wants_reneg = self
@@ -827,25 +825,25 @@ impl Client {
                 {
                     self.start_renegotiation(now)?;
                 }
-                if let Some(ks) = self.ch.keys.last() {
-                    if ks.data.is_none()
-                        && ks.key_id != 0
-                        && now >= ks.started + self.cfg.hand_window
-                    {
-                        return Err(ClientError::HandshakeTimeout(
-                            self.cfg.hand_window,
-                            "a renegotiation did not complete",
-                        ));
-                    }
+                if let Some(ks) = self.ch.keys.last()
+                    && ks.data.is_none()
+                    && ks.key_id != 0
+                    && now >= ks.started + self.cfg.hand_window
+                {
+                    return Err(ClientError::HandshakeTimeout(
+                        self.cfg.hand_window,
+                        "a renegotiation did not complete",
+                    ));
                 }
                 self.maybe_switch_tx_key(now);
                 self.drop_expired_keys(now, false);
             }
         }
-        if let Some(t) = self.next_push_request {
-            if now >= t && !self.push_done {
-                self.send_push_request(now)?;
-            }
+        if let Some(t) = self.next_push_request
+            && now >= t
+            && !self.push_done
+        {
+            self.send_push_request(now)?;
         }
         Ok(())
     }

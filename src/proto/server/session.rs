@@ -16,7 +16,6 @@ use crate::proto::data::{self, DataKey, Framing, Inband};
 use crate::proto::handshake::key_method2;
 use crate::proto::handshake::peer_info::iv_proto;
 use crate::proto::handshake::prf::{PrfInputs, derive_key2};
-use crate::proto::handshake::push::PushedOptions;
 use crate::proto::keys::{Cipher, Digest, Key2, KeyDirection};
 use crate::proto::reliable::ReliableSend;
 use crate::proto::tls::TlsSession;
@@ -231,9 +230,7 @@ impl ServerSession {
 
     /// Drops expired key states and re-points the send key at the newest keyed state.
     fn prune(&mut self, now: Instant) {
-        self.ch
-            .keys
-            .retain(|k| !k.expires.is_some_and(|e| now >= e));
+        self.ch.keys.retain(|k| k.expires.is_none_or(|e| now < e));
         self.tx_key = self.ch.keys.iter().rposition(|k| k.data.is_some());
     }
 
@@ -256,13 +253,14 @@ impl ServerSession {
         let (max_payload, max_wkc) = self.ch.max_payloads();
         let ks = &mut self.ch.keys[idx];
         ks.tls.read_plain(&mut ks.plain_in);
-        if !ks.km_sent && ks.received_client_km.is_none() {
-            if let Some(len) = key_method2::message_len(&ks.plain_in, true) {
-                let km = key_method2::read_client_message(&ks.plain_in[..len])?;
-                ks.plain_in.drain(..len);
-                ks.received_client_km = Some(km);
-                self.on_client_key_message(now, idx)?;
-            }
+        if !ks.km_sent
+            && ks.received_client_km.is_none()
+            && let Some(len) = key_method2::message_len(&ks.plain_in, true)
+        {
+            let km = key_method2::read_client_message(&ks.plain_in[..len])?;
+            ks.plain_in.drain(..len);
+            ks.received_client_km = Some(km);
+            self.on_client_key_message(now, idx)?;
         }
         loop {
             let ks = &mut self.ch.keys[idx];
@@ -323,11 +321,11 @@ impl ServerSession {
                 }
             }
         }
-        if let Some(verify) = &self.cfg.verify {
-            if !verify(&user, &pass) {
-                // As OpenVPN: finish the key exchange, answer the PUSH_REQUEST with AUTH_FAILED.
-                self.auth_failed = Some(user.clone());
-            }
+        if let Some(verify) = &self.cfg.verify
+            && !verify(&user, &pass)
+        {
+            // As OpenVPN: finish the key exchange, answer the PUSH_REQUEST with AUTH_FAILED.
+            self.auth_failed = Some(user.clone());
         }
         if !user.is_empty() {
             self.username = Some(user);
@@ -402,8 +400,7 @@ impl ServerSession {
         self.state = State::Connected;
         self.last_rx = now;
         self.last_tx = now;
-        self.events
-            .push_back(Event::Connected(Box::new(PushedOptions::default())));
+        self.events.push_back(Event::Connected(Box::default()));
         Ok(())
     }
 
@@ -584,10 +581,10 @@ impl ServerSession {
                 if let Some(p) = self.cfg.ping_restart {
                     min(self.last_rx + p * 2);
                 }
-                if let (Some(r), Some(ks)) = (self.cfg.reneg_sec, self.ch.keys.last()) {
-                    if ks.data.is_some() {
-                        min(ks.installed_at.unwrap_or(ks.started) + r);
-                    }
+                if let (Some(r), Some(ks)) = (self.cfg.reneg_sec, self.ch.keys.last())
+                    && ks.data.is_some()
+                {
+                    min(ks.installed_at.unwrap_or(ks.started) + r);
                 }
             }
             State::Closed => {}
@@ -609,28 +606,29 @@ impl ServerSession {
                 }
             }
             State::Connected => {
-                if let Some(p) = self.cfg.ping_restart {
-                    if now >= self.last_rx + p * 2 {
-                        self.finish(ClientError::PingRestart(p * 2));
+                if let Some(p) = self.cfg.ping_restart
+                    && now >= self.last_rx + p * 2
+                {
+                    self.finish(ClientError::PingRestart(p * 2));
+                    return;
+                }
+                if let Some(p) = self.cfg.ping
+                    && now >= self.last_tx + p
+                {
+                    let mut out = Vec::new();
+                    if self.seal(now, &data::PING_MAGIC, &mut out) {
+                        self.transmits.push_back(out);
+                    }
+                }
+                if let (Some(r), Some(ks)) = (self.cfg.reneg_sec, self.ch.keys.last())
+                    && ks.data.is_some()
+                    && now >= ks.installed_at.unwrap_or(ks.started) + r
+                {
+                    let last = ks.key_id;
+                    let key_id = if last >= 7 { 1 } else { last + 1 };
+                    if let Err(e) = self.start_key_state(key_id, Opcode::SoftResetV1, now) {
+                        self.finish(e);
                         return;
-                    }
-                }
-                if let Some(p) = self.cfg.ping {
-                    if now >= self.last_tx + p {
-                        let mut out = Vec::new();
-                        if self.seal(now, &data::PING_MAGIC, &mut out) {
-                            self.transmits.push_back(out);
-                        }
-                    }
-                }
-                if let (Some(r), Some(ks)) = (self.cfg.reneg_sec, self.ch.keys.last()) {
-                    if ks.data.is_some() && now >= ks.installed_at.unwrap_or(ks.started) + r {
-                        let last = ks.key_id;
-                        let key_id = if last >= 7 { 1 } else { last + 1 };
-                        if let Err(e) = self.start_key_state(key_id, Opcode::SoftResetV1, now) {
-                            self.finish(e);
-                            return;
-                        }
                     }
                 }
             }
