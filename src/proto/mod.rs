@@ -8,6 +8,7 @@ pub mod client;
 pub mod data;
 pub mod handshake;
 pub mod keys;
+pub mod mssfix;
 pub mod reliable;
 pub mod replay;
 pub mod server;

@@ -318,7 +318,7 @@ async fn session(
                 match r {
                     Ok(n) => {
                         let now = clock::now();
-                        if client.encapsulate(now, &tbuf[..n], &mut out)
+                        if client.encapsulate(now, &mut tbuf[..n], &mut out)
                             && let Err(e) = transport.send(&out).await {
                                 let token = client.auth_token().map(|(_, t)| t.to_owned());
                                 return (SessionEnd::Reconnect { reason: format!("sending to {addr}: {e}"), advance: false }, token);

@@ -82,6 +82,10 @@ pub struct ClientConfig {
     pub replay_window: u32,
     /// `tun-mtu`.
     pub tun_mtu: u16,
+    /// `mssfix` (None: off): the largest encapsulated UDP/TCP packet, IP header included.
+    pub mssfix: Option<u16>,
+    /// The transport runs over IPv6 (for the MSS computation).
+    pub ipv6_transport: bool,
     /// Wall-clock seconds at the session's start (for replay-id time fields).
     pub unix_time_at_start: u32,
     /// Randomness.
@@ -141,6 +145,8 @@ impl ClientConfig {
             explicit_exit_notify: profile.explicit_exit_notify,
             replay_window: crate::proto::replay::DEFAULT_WINDOW.max(512),
             tun_mtu: profile.tun_mtu,
+            mssfix: profile.mssfix,
+            ipv6_transport,
             unix_time_at_start,
             rng,
         })

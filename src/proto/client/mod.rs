@@ -226,11 +226,13 @@ impl Client {
 
     /// Encrypts one IP packet from the device into `out` (a datagram to send). Returns `false`
     /// (and leaves `out` empty) when the tunnel is not up: the packet is dropped.
-    pub fn encapsulate(&mut self, now: Instant, ip_packet: &[u8], out: &mut Vec<u8>) -> bool {
+    pub fn encapsulate(&mut self, now: Instant, ip_packet: &mut [u8], out: &mut Vec<u8>) -> bool {
         out.clear();
         if self.state != State::Connected {
             return false;
         }
+        self.clamp_mss(ip_packet);
+        let ip_packet = &*ip_packet;
         let ok = self.seal_payload(now, Payload::Ip(ip_packet), out);
         if ok {
             self.stats.tx_packets += 1;
@@ -862,6 +864,24 @@ impl Client {
         }
     }
 
+    /// The MSS that keeps a TCP segment's tunnel packet within `mssfix`, for IPv4 inner
+    /// packets (IPv6 ones get 20 less).
+    fn mss_v4(&self) -> Option<u16> {
+        let mssfix = self.cfg.mssfix?;
+        let idx = self.tx_key?;
+        let header = if self.peer_id.is_some() { 4 } else { 1 };
+        let overhead = self.ch.keys[idx].data.as_ref()?.max_overhead(header);
+        let transport =
+            if self.cfg.ipv6_transport { 40 } else { 20 } + if self.cfg.tcp { 22 } else { 8 };
+        let framing = usize::from(self.framing != Framing::None);
+        let mss = usize::from(mssfix).checked_sub(transport + overhead + framing + 40)?;
+        u16::try_from(mss).ok().filter(|m| *m >= 536)
+    }
+
+    fn clamp_mss(&self, packet: &mut [u8]) {
+        clamp_mss_with(self.mss_v4(), packet);
+    }
+
     fn send_exit_notifications(&mut self, now: Instant) {
         while self.exit_notify_left > 0 && self.next_exit_notify.is_some_and(|t| now >= t) {
             let mut out = Vec::new();
@@ -922,6 +942,7 @@ impl Client {
         key_id: u8,
         packet_out: &mut Vec<u8>,
     ) -> bool {
+        let mss = self.mss_v4();
         let Ok((_, _, _, header_len)) = wire::data_header(datagram) else {
             self.stats.dropped += 1;
             return false;
@@ -961,6 +982,7 @@ impl Client {
             Inband::Ip(ip) => {
                 packet_out.clear();
                 packet_out.extend_from_slice(ip);
+                clamp_mss_with(mss, packet_out);
                 self.stats.rx_packets += 1;
                 self.stats.rx_bytes += ip.len() as u64;
                 true
@@ -977,6 +999,16 @@ impl Client {
             }
         }
     }
+}
+
+fn clamp_mss_with(mss_v4: Option<u16>, packet: &mut [u8]) {
+    let Some(mss) = mss_v4 else { return };
+    let mss = if packet.first().is_some_and(|b| b >> 4 == 6) {
+        mss - 20
+    } else {
+        mss
+    };
+    crate::proto::mssfix::clamp_mss(packet, mss);
 }
 
 enum Payload<'a> {

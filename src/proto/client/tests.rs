@@ -145,6 +145,8 @@ fn configs(
         explicit_exit_notify: 1,
         replay_window: 512,
         tun_mtu: 1500,
+        mssfix: Some(1492),
+        ipv6_transport: false,
         unix_time_at_start: 1_700_000_000,
         rng: seeded_rng(seed),
     };
@@ -351,7 +353,7 @@ impl Pair {
         let mut out = Vec::new();
         if self
             .client
-            .encapsulate(now, &ip_packet(tag, 0x0a), &mut out)
+            .encapsulate(now, &mut ip_packet(tag, 0x0a), &mut out)
         {
             Self::send(
                 &mut self.rng,
