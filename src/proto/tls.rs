@@ -137,7 +137,26 @@ impl From<rustls::Error> for TlsError {
                 Self::PeerCert(o.0.to_string())
             }
             rustls::Error::InvalidCertificate(c) => Self::PeerCert(format!("{c:?}")),
-            rustls::Error::AlertReceived(a) => Self::Alert(format!("{a:?}")),
+            rustls::Error::AlertReceived(a) => {
+                use rustls::AlertDescription as A;
+                let hint = match a {
+                    A::BadCertificate
+                    | A::UnsupportedCertificate
+                    | A::CertificateRevoked
+                    | A::CertificateExpired
+                    | A::CertificateUnknown
+                    | A::UnknownCA
+                    | A::AccessDenied
+                    | A::CertificateRequired => {
+                        ": the server refused this client's certificate; check that 'cert' is signed by the CA the server trusts, not expired or revoked"
+                    }
+                    A::HandshakeFailure | A::ProtocolVersion | A::InsufficientSecurity => {
+                        ": no common TLS version, cipher suite or signature algorithm (see 'tls-version-min' and the server's tls-cipher settings)"
+                    }
+                    _ => "",
+                };
+                Self::Alert(format!("{a:?}{hint}"))
+            }
             rustls::Error::PeerIncompatible(p) => Self::Incompatible(format!("{p:?}")),
             other => Self::Other(other.to_string()),
         }

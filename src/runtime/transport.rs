@@ -9,6 +9,13 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use crate::proto::wire::{TcpDeframer, frame};
 
+static REFUSED_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Returns whether the ICMP-refused warning was already logged (and marks it logged).
+fn self_refused_logged(flag: &std::sync::atomic::AtomicBool) -> bool {
+    flag.swap(true, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A connected transport.
 pub enum Transport {
     /// UDP, connected to the server's address.
@@ -87,7 +94,13 @@ impl Transport {
                         return Ok(());
                     }
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                        // The server's port is closed right now; keep listening.
+                        // The server's port is closed right now (ICMP port unreachable); keep
+                        // listening, the server may be restarting.
+                        if !self_refused_logged(&REFUSED_LOGGED) {
+                            tracing::warn!(
+                                "the server answered with ICMP port unreachable: nothing listens on that UDP port right now (wrong port or proto, or the server is down)"
+                            );
+                        }
                         continue;
                     }
                     Err(e) => return Err(e),

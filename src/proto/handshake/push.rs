@@ -390,11 +390,12 @@ impl PushedOptions {
                 return Err(PushError::Unsupported(raw.to_owned()));
             }
             "echo" | "setenv" | "setenv-safe" | "inactive" | "session-timeout" | "sndbuf"
-            | "rcvbuf" | "socket-flags" | "persist-key" | "persist-tun" | "route-delay"
-            | "register-dns" | "block-outside-dns" | "shaper" | "dev-type" | "client-nat"
-            | "tun-ipv6" | "ifconfig-ipv6-pool" | "auth-retry" => {
+            | "rcvbuf" | "socket-flags" | "register-dns" | "block-outside-dns" | "shaper"
+            | "dev-type" | "client-nat" | "ifconfig-ipv6-pool" | "auth-retry" => {
                 self.ignored.push(raw.to_owned());
             }
+            // No-ops since OpenVPN 2.4, still pushed by many servers.
+            "tun-ipv6" | "route-delay" | "persist-tun" | "persist-key" => {}
             _ => self.ignored.push(format!("{raw} (unknown)")),
         }
         Ok(())
