@@ -221,6 +221,10 @@ impl Client {
         if let Err(e) = self.handle_control(now, datagram) {
             self.fail(e);
         }
+        if matches!(self.state, State::Closing { .. }) {
+            // The EXIT message may just have been acknowledged.
+            let _ = self.run_timers(now);
+        }
         false
     }
 
@@ -472,7 +476,9 @@ impl Client {
         }
         let ks = &mut self.ch.keys[idx];
         ks.tls.read_plain(&mut ks.plain_in);
+        // `server_km` is wiped once the keys are installed: the phase says it was received.
         if ks.server_km.is_none()
+            && ks.phase != Phase::Exchanged
             && let Some(len) = key_method2::message_len(&ks.plain_in, false)
         {
             let msg = key_method2::read_server_message(&ks.plain_in[..len])?;
@@ -490,7 +496,7 @@ impl Client {
         // Control messages: NUL-terminated strings.
         loop {
             let ks = &mut self.ch.keys[idx];
-            if ks.server_km.is_none() {
+            if ks.phase != Phase::Exchanged {
                 break;
             }
             let Some(nul) = ks.plain_in.iter().position(|&b| b == 0) else {

@@ -645,3 +645,22 @@ fn legacy_prf_key_derivation_when_ekm_is_not_offered() {
     assert_eq!(pair.server_got, vec![ip_packet(1, 0x0a)]);
     assert_eq!(pair.client_got, vec![ip_packet(1, 0x0b)]);
 }
+
+#[test]
+fn control_messages_after_the_push_are_handled() {
+    let pki = pki(true);
+    let (c, s) = configs(&pki, Wrap::Crypt, 10, Cipher::Aes256Gcm);
+    let mut pair = Pair::new(c, s, Impair::default(), 10);
+    assert!(pair.drive_until(Duration::from_secs(10), Pair::connected));
+    let now = pair.now;
+    pair.server.send_control_text(now, "RESTART");
+    assert!(pair.drive_until(Duration::from_secs(5), |p| p.client.is_closed()));
+    let closed = pair.client_events.iter().find_map(|e| match e {
+        Event::Closed(e) => Some(e.clone()),
+        _ => None,
+    });
+    assert!(
+        matches!(closed, Some(ClientError::ServerRestart(_))),
+        "{closed:?}"
+    );
+}

@@ -480,6 +480,13 @@ impl ServerSession {
         Ok(())
     }
 
+    /// Sends a control-channel text message (`RESTART`, `HALT`, `INFO,...`) on the newest key.
+    pub fn send_control_text(&mut self, now: Instant, text: &str) {
+        if let Some(idx) = self.ch.keys.iter().rposition(|k| k.km_sent) {
+            let _ = self.send_text(now, idx, text);
+        }
+    }
+
     /// Encrypts an IP packet for the client.
     pub fn encapsulate(&mut self, now: Instant, ip_packet: &[u8], out: &mut Vec<u8>) -> bool {
         out.clear();
