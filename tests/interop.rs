@@ -70,7 +70,7 @@ impl Session {
         let routes_before = lab.client_routes();
         assert!(lab.client_tun_devices().is_empty());
         let profile = server.client_profile(&lab, "client.ovpn");
-        let client = Client::start(&lab, imp, &profile);
+        let client = Client::start(&lab, imp, &profile, &server.knobs.ferrovpn_args);
         let mut s = Session {
             client,
             server,
@@ -256,6 +256,37 @@ fn udp_tls_crypt_v2_cookie_chacha20() {
     );
 }
 
+/// The pre-2.6 key derivation: the client does not offer TLS-EKM, so the server and client
+/// derive the data keys with the TLS 1.0 PRF (what OpenVPN 2.4/2.5 servers do); TCP, tls-crypt.
+#[test]
+fn legacy_prf_key_derivation() {
+    let knobs = Knobs {
+        proto: Proto::Tcp,
+        data_ciphers: "AES-256-GCM".into(),
+        ferrovpn_args: vec!["--legacy-key-derivation".into()],
+        ..Knobs::default()
+    };
+    let Some(mut s) = Session::start("legacy-prf", knobs) else {
+        return;
+    };
+    s.check_tunnel();
+    s.bulk_default();
+    if s.client.imp == ClientImpl::Ferrovpn {
+        let log = std::fs::read_to_string(&s.server.log).unwrap_or_default();
+        let push = log
+            .lines()
+            .find(|l| l.contains("PUSH_REPLY"))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!push.is_empty(), "no PUSH_REPLY in the server log");
+        assert!(
+            !push.contains("tls-ekm"),
+            "the server still used TLS-EKM: {push}"
+        );
+    }
+    s.finish();
+}
+
 /// UDP over IPv6 (udp6 transport), tls-auth SHA512, AES-256-CBC with HMAC-SHA512, RSA-2048
 /// certificates; profile refers to files.
 #[test]
@@ -314,7 +345,7 @@ fn auth_user_pass_refused() {
     let routes_before = lab.client_routes();
     let wrong = Some(("alice".to_owned(), "wrong password".to_owned()));
     let profile = server.client_profile_with(&lab, "client.ovpn", wrong);
-    let mut client = Client::start(&lab, imp, &profile);
+    let mut client = Client::start(&lab, imp, &profile, &[]);
     let status = client.proc.wait_timeout(Duration::from_secs(30));
     let log = client.log_text();
     let status =

@@ -55,7 +55,7 @@ pub struct Client {
 
 impl Client {
     /// Starts the client on `profile` in the lab's client namespace (cwd: the lab directory).
-    pub fn start(lab: &Lab, imp: ClientImpl, profile: &Path) -> Client {
+    pub fn start(lab: &Lab, imp: ClientImpl, profile: &Path, ferrovpn_args: &[String]) -> Client {
         let profile = profile.to_string_lossy().into_owned();
         let log = format!("client-{}.log", imp.name());
         let proc = match imp {
@@ -69,20 +69,17 @@ impl Client {
                     .join("ferrovpn-state")
                     .to_string_lossy()
                     .into_owned();
-                lab.spawn(
-                    "ferrovpn client",
-                    &lab.client_ns,
-                    &[
-                        &bin,
-                        "connect",
-                        &profile,
-                        "--verb",
-                        &verb,
-                        "--state-dir",
-                        &state,
-                    ],
-                    &log,
-                )
+                let mut argv: Vec<&str> = vec![
+                    &bin,
+                    "connect",
+                    &profile,
+                    "--verb",
+                    &verb,
+                    "--state-dir",
+                    &state,
+                ];
+                argv.extend(ferrovpn_args.iter().map(String::as_str));
+                lab.spawn("ferrovpn client", &lab.client_ns, &argv, &log)
             }
             ClientImpl::OpenVpn => {
                 let script = write_dns_script(&lab.dir);

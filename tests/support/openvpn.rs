@@ -113,6 +113,8 @@ pub struct Knobs {
     pub management: Option<u16>,
     pub extra_server: Vec<String>,
     pub extra_client: Vec<String>,
+    /// Extra command-line arguments for `ferrovpn connect` (ignored for the reference client).
+    pub ferrovpn_args: Vec<String>,
 }
 
 impl Default for Knobs {
@@ -135,6 +137,7 @@ impl Default for Knobs {
             management: None,
             extra_server: Vec::new(),
             extra_client: Vec::new(),
+            ferrovpn_args: Vec::new(),
         }
     }
 }
