@@ -1,0 +1,108 @@
+//! Black-box tests of the `ferrovpn` command line that need no root and no network beyond
+//! loopback: profile errors, `check`, and giving up after `connect-retry-max`.
+
+#![allow(clippy::disallowed_methods)] // real processes, real time
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ferrovpn")
+}
+
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/a-tls-crypt-udp-aes256gcm-reneg")
+}
+
+fn write_profile(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let v = vectors();
+    let text = body
+        .replace("@CA@", &v.join("ca.crt").display().to_string())
+        .replace("@CERT@", &v.join("client.crt").display().to_string())
+        .replace("@KEY@", &v.join("client.key").display().to_string())
+        .replace("@TA@", &v.join("ta.key").display().to_string());
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrovpn-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn malformed_profile_names_file_line_and_directive() {
+    let dir = tempdir("malformed");
+    let p = write_profile(
+        &dir,
+        "bad.ovpn",
+        "client\ndev tun\nca @CA@\ncert @CERT@\nkey @KEY@\nremote 127.0.0.1 notaport\n",
+    );
+    let out = Command::new(bin()).arg("connect").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.ovpn:6") && err.contains("remote"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn check_reports_warnings_for_unknown_directives() {
+    let dir = tempdir("check");
+    let p = write_profile(
+        &dir,
+        "ok.ovpn",
+        "client\ndev tun\nremote 127.0.0.1 1194 udp\nca @CA@\ncert @CERT@\nkey @KEY@\ntls-crypt @TA@\nfrobnicate yes\n",
+    );
+    let out = Command::new(bin()).arg("check").arg(&p).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ok.ovpn:8") && text.contains("frobnicate"),
+        "{text}"
+    );
+    assert!(text.contains("remote 127.0.0.1 1194"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn gives_up_after_connect_retry_max_with_a_reason() {
+    let dir = tempdir("retry");
+    // Nothing listens on this loopback port: every attempt fails.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    drop(sock);
+    let p = write_profile(
+        &dir,
+        "retry.ovpn",
+        &format!(
+            "client\ndev tun\nremote 127.0.0.1 {port} udp\nca @CA@\ncert @CERT@\nkey @KEY@\ntls-crypt @TA@\nserver-poll-timeout 2\nconnect-retry 1\nconnect-retry-max 2\n"
+        ),
+    );
+    let start = Instant::now();
+    let out = Command::new(bin())
+        .args(["connect", "--state-dir"])
+        .arg(dir.join("state"))
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("giving up") && err.contains("connect-retry-max"),
+        "{err}"
+    );
+    assert!(err.contains("no answer from the server"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
