@@ -204,6 +204,7 @@ async fn session(
         Err(e) => return reconnect(e),
     };
     let tcp = remote.proto.is_tcp();
+    tracing::debug!("resolved {addr}");
     info!(
         "connecting to {addr} over {}",
         if tcp { "TCP" } else { "UDP" }
@@ -240,6 +241,7 @@ async fn session(
         }
     };
     cfg.auth_token = auth_token;
+    tracing::debug!("session configuration ready");
     let start = clock::now();
     let mut client = match Client::new(cfg, start) {
         Ok(c) => c,
