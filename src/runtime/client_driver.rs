@@ -113,7 +113,17 @@ pub async fn run(
     let mut remote_idx = 0usize;
     let mut failures: u32 = 0;
     let mut auth_token: Option<String> = None;
-    let remotes = profile.remotes.clone();
+    let mut remotes = profile.remotes.clone();
+    if profile.remote_random {
+        // Fisher-Yates with the system generator.
+        let rng = system_rng();
+        for i in (1..remotes.len()).rev() {
+            let mut b = [0u8; 4];
+            rng(&mut b);
+            let j = u32::from_le_bytes(b) as usize % (i + 1);
+            remotes.swap(i, j);
+        }
+    }
     let outcome = loop {
         let remote = &remotes[remote_idx % remotes.len()];
         let end = session(

@@ -174,6 +174,38 @@ def aggregate(samples):
             r["cipher"] = ",".join(ciphers) if ciphers else None
             res[impl] = r
         f, o = res["ferrovpn"], res["openvpn"]
+        # Paired ratios: ferrovpn and openvpn of the same repetition ran back to back, so their
+        # ratio cancels most of the drift caused by other load on the machine.
+        paired = {"throughput_up": [], "throughput_down": [], "cpu_per_gb": []}
+        reps = sorted({s["rep"] for s in samples if s["proto"] == proto and s["kind"] == "throughput"})
+        for rep in reps:
+            pair = {}
+            for impl in IMPLS:
+                m = [
+                    s
+                    for s in samples
+                    if s["proto"] == proto and s["kind"] == "throughput" and s["impl"] == impl
+                    and s["rep"] == rep and s.get("ok")
+                ]
+                if m:
+                    pair[impl] = m[0]
+            if len(pair) < 2:
+                continue
+            pf, po = pair["ferrovpn"], pair["openvpn"]
+            for d in ("up", "down"):
+                r_ = ratio(pf[d]["mbps"], po[d]["mbps"])
+                if r_ is not None:
+                    paired[f"throughput_{d}"].append(r_)
+            gbf = (pf["up"]["bytes"] + pf["down"]["bytes"]) / 1e9
+            gbo = (po["up"]["bytes"] + po["down"]["bytes"]) / 1e9
+            if gbf > 0 and gbo > 0:
+                r_ = ratio((pf["up"]["cpu_s"] + pf["down"]["cpu_s"]) / gbf, (po["up"]["cpu_s"] + po["down"]["cpu_s"]) / gbo)
+                if r_ is not None:
+                    paired["cpu_per_gb"].append(r_)
+        res["paired_ratio_per_rep"] = {
+            k: {"median": med(v), "min": min(v) if v else None, "max": max(v) if v else None, "samples": v}
+            for k, v in paired.items()
+        }
         res["ratio_ferrovpn_over_openvpn"] = {
             "throughput_up": ratio(f["up_mbps_median"], o["up_mbps_median"]),
             "throughput_down": ratio(f["down_mbps_median"], o["down_mbps_median"]),
@@ -223,8 +255,20 @@ def print_table(agg, meta):
         row("connect time ms (med [min-max])", val(f, "connect_ms", 1), val(o, "connect_ms", 1), q["connect_time"])
         row("throughput up Mbit/s", val(f, "up_mbps", 0), val(o, "up_mbps", 0), q["throughput_up"])
         row("throughput down (-R) Mbit/s", val(f, "down_mbps", 0), val(o, "down_mbps", 0), q["throughput_down"])
+        pr = res["paired_ratio_per_rep"]
+
+        def prow(label, key):
+            p_ = pr[key]
+            if p_["median"] is None:
+                return
+            rng_ = f"range {fmt(p_['min'], 2)}-{fmt(p_['max'], 2)}"
+            w(f"{proto:<5} {label:<30} {rng_:>22} {'':>22} {fmt(p_['median'], 2):>10}\n")
+
+        prow("  same-rep ratio up (median)", "throughput_up")
+        prow("  same-rep ratio down (median)", "throughput_down")
         row("peak RSS (VmHWM) MiB", fmt(f["rss_hwm_mib_median"], 1), fmt(o["rss_hwm_mib_median"], 1), q["rss_peak"])
         row("client CPU s per GB", fmt(f["cpu_s_per_gb_median"], 2), fmt(o["cpu_s_per_gb_median"], 2), q["cpu_per_gb"])
+        prow("  same-rep ratio (median)", "cpu_per_gb")
         row(
             "client CPU s per run up/down",
             f"{fmt(f['up_cpu_s_median'], 2)}/{fmt(f['down_cpu_s_median'], 2)}",

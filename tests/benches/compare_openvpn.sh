@@ -107,6 +107,7 @@ NSS=()                  # namespaces created here
 FAILED=0
 SPAWNED_PID=
 STOPPED=
+DIR_TICKS=0
 CLIENT_PID=
 CONNECT_MS=
 SERVER_PID=
@@ -419,8 +420,8 @@ cipher_of() {
 
 record() { echo "$1" >>"$SAMPLES"; }
 
-# run_iperf NS DIR(up|down) JSONFILE: one iperf3 run through the tunnel; waits in the
-# background so that Ctrl-C and SIGTERM reach the trap at once.
+# run_iperf NS DIR(up|down) JSONFILE SERVER_IP: one iperf3 run through the tunnel; waits in
+# the background so that Ctrl-C and SIGTERM reach the trap at once.
 run_iperf() {
     local ns=$1 dir=$2 json=$3 sip=$4 rflag=() pid st=0
     [[ $dir == down ]] && rflag=(-R)
@@ -431,6 +432,33 @@ run_iperf() {
     wait "$pid" || st=$?
     unset "RUNNING[$pid]"
     return "$st"
+}
+
+# measure_dir NS DIR JSONFILE SERVER_IP: run_iperf with the client's CPU ticks taken around
+# the attempt that counts. iperf3 sometimes refuses a test that follows the previous one too
+# closely ("unable to receive control message: Connection reset by peer", before any data):
+# such an attempt is kept as JSONFILE.failed and retried once. Sets DIR_TICKS; returns 1 if
+# the run failed.
+measure_dir() {
+    local ns=$1 dir=$2 json=$3 sip=$4 a b attempt
+    for attempt in 1 2; do
+        sleep 1   # let the iperf3 server get back to listening
+        a=$(cpu_ticks "$CLIENT_PID")
+        if run_iperf "$ns" "$dir" "$json" "$sip"; then
+            b=$(cpu_ticks "$CLIENT_PID")
+            DIR_TICKS=$((b - a))
+            return 0
+        fi
+        b=$(cpu_ticks "$CLIENT_PID")
+        DIR_TICKS=$((b - a))
+        if [[ $attempt == 1 ]] && alive "$CLIENT_PID" \
+            && ! grep -q '"bytes"' "$json" 2>/dev/null; then
+            echo "   ($dir: iperf3 failed before any data: $(grep -o '"error":.*' "$json" 2>/dev/null || echo '?'); retrying once)" >&2
+            mv "$json" "$json.failed"
+            continue
+        fi
+        return 1
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -458,7 +486,7 @@ measure_connects() {
 }
 
 measure_throughput() {
-    local proto=$1 sip=$2 r impl order out ns c0 c1 c2 s0 s2 hwm rss how d ok fields
+    local proto=$1 sip=$2 r impl order out ns t_up t_dn s0 s2 hwm rss how d ok fields
     local -A res
     for ((r = 0; r < REPS; r++)); do
         if ((r % 2 == 0)); then order=(ferrovpn openvpn); else order=(openvpn ferrovpn); fi
@@ -472,14 +500,12 @@ measure_throughput() {
                 sleep 0.5
                 continue
             fi
-            sleep 1   # settle (pushed routes, first keepalives)
             ok=true
-            c0=$(cpu_ticks "$CLIENT_PID")
             s0=$(cpu_ticks "$SERVER_PID")
-            run_iperf "$ns" up "$WORK/logs/$proto-$impl-iperf-up$r.json" "$sip" || ok=false
-            c1=$(cpu_ticks "$CLIENT_PID")
-            run_iperf "$ns" down "$WORK/logs/$proto-$impl-iperf-down$r.json" "$sip" || ok=false
-            c2=$(cpu_ticks "$CLIENT_PID")
+            measure_dir "$ns" up "$WORK/logs/$proto-$impl-iperf-up$r.json" "$sip" || ok=false
+            t_up=$DIR_TICKS
+            measure_dir "$ns" down "$WORK/logs/$proto-$impl-iperf-down$r.json" "$sip" || ok=false
+            t_dn=$DIR_TICKS
             s2=$(cpu_ticks "$SERVER_PID")
             hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CLIENT_PID/status" 2>/dev/null || true)
             rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$CLIENT_PID/status" 2>/dev/null || true)
@@ -497,8 +523,8 @@ measure_throughput() {
             read -r up_bps up_bytes up_rtx <<<"${res[up]}"
             read -r dn_bps dn_bytes dn_rtx <<<"${res[down]}"
             local cpu_up cpu_dn srv_cpu
-            cpu_up=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
-            cpu_dn=$(awk -v a="$c1" -v b="$c2" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
+            cpu_up=$(awk -v t="$t_up" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
+            cpu_dn=$(awk -v t="$t_dn" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
             srv_cpu=$(awk -v a="$s0" -v b="$s2" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
             printf '   %s %-8s rep %d: up %7.1f Mbit/s (cpu %5.2f s)  down %7.1f Mbit/s (cpu %5.2f s)  VmHWM %s KiB  server cpu %s s  stop: %s\n' \
                 "$proto" "$impl" "$r" "$(awk -v x="$up_bps" 'BEGIN{print x/1e6}')" "$cpu_up" \
