@@ -4,15 +4,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ferrovpn_platform::{LinuxTun, Tun, TunConfig, open_tun};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::clock;
-use super::netcfg::{Applied, NetPlan, apply};
+use super::device::Device;
+use super::netcfg::NetPlan;
 use super::rng::system_rng;
 use super::transport::Transport;
 use crate::config::{Profile, Proto, Remote};
@@ -39,12 +38,6 @@ pub enum Outcome {
     Stopped,
     /// A fatal error: exit non-zero with this message.
     Failed(String),
-}
-
-struct Tunnel {
-    tun: Arc<LinuxTun>,
-    applied: Option<Applied>,
-    plan: Option<NetPlan>,
 }
 
 enum SessionEnd {
@@ -87,7 +80,7 @@ fn nix_is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Runs `ferrovpn connect` until stopped.
+/// Runs `ferrovpn connect` until stopped (SIGINT/SIGTERM).
 pub async fn run(
     profile: Profile,
     credentials: Option<Credentials>,
@@ -101,15 +94,32 @@ pub async fn run(
         Ok(false) => {}
         Err(e) => warn!("checking for DNS left by an earlier run: {e}"),
     }
-    let mut sigterm = match signal(SignalKind::terminate()) {
+    let stop = match super::signals::stop_on_signals() {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("cannot install SIGTERM handler: {e}")),
+        Err(e) => return Outcome::Failed(e),
     };
-    let mut sigint = match signal(SignalKind::interrupt()) {
-        Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("cannot install SIGINT handler: {e}")),
-    };
-    let mut tunnel: Option<Tunnel> = None;
+    let device = Device::tun(opts.dev.clone(), state_dir);
+    run_with(profile, credentials, opts, device, stop, None).await
+}
+
+/// Tunnel state published to whoever serves traffic over it (proxy mode, `exec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelState {
+    /// Connecting or reconnecting.
+    Down,
+    /// Initialization Sequence Completed.
+    Up,
+}
+
+/// Runs sessions over `device` until `stop` turns true or a fatal error.
+pub async fn run_with(
+    profile: Profile,
+    credentials: Option<Credentials>,
+    opts: ConnectOptions,
+    mut device: Device,
+    mut stop: watch::Receiver<bool>,
+    state_tx: Option<watch::Sender<TunnelState>>,
+) -> Outcome {
     let mut remote_idx = 0usize;
     let mut failures: u32 = 0;
     let mut auth_token: Option<String> = None;
@@ -132,12 +142,15 @@ pub async fn run(
             credentials.clone(),
             auth_token.take(),
             &opts,
-            &state_dir,
-            &mut tunnel,
-            &mut sigterm,
-            &mut sigint,
+            &mut device,
+            &mut stop,
+            state_tx.as_ref(),
         )
         .await;
+        if let Some(tx) = &state_tx {
+            let _ = tx.send(TunnelState::Down);
+        }
+        device.on_down();
         match end {
             (SessionEnd::Stop(o), _) => break o,
             (SessionEnd::Reconnect { reason, advance }, token) => {
@@ -161,18 +174,12 @@ pub async fn run(
                 warn!("{reason}; reconnecting in {delay:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = sigterm.recv() => break Outcome::Stopped,
-                    _ = sigint.recv() => break Outcome::Stopped,
+                    _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
                 }
             }
         }
     };
-    if let Some(t) = tunnel.take() {
-        if let Some(a) = t.applied {
-            a.restore().await;
-        }
-        drop(t.tun);
-    }
+    device.teardown().await;
     outcome
 }
 
@@ -195,10 +202,9 @@ async fn session(
     credentials: Option<Credentials>,
     auth_token: Option<String>,
     opts: &ConnectOptions,
-    state_dir: &std::path::Path,
-    tunnel: &mut Option<Tunnel>,
-    sigterm: &mut tokio::signal::unix::Signal,
-    sigint: &mut tokio::signal::unix::Signal,
+    device: &mut Device,
+    stop: &mut watch::Receiver<bool>,
+    state_tx: Option<&watch::Sender<TunnelState>>,
 ) -> (SessionEnd, Option<String>) {
     let reconnect = |reason: String| {
         (
@@ -224,8 +230,7 @@ async fn session(
             Ok(t) => t,
             Err(e) => return reconnect(format!("cannot reach the server {addr}: {e}")),
         },
-        _ = sigterm.recv() => return (SessionEnd::Stop(Outcome::Stopped), None),
-        _ = sigint.recv() => return (SessionEnd::Stop(Outcome::Stopped), None),
+        _ = stop.wait_for(|s| *s) => return (SessionEnd::Stop(Outcome::Stopped), None),
     };
     let mut cfg = match ClientConfig::from_profile(
         profile,
@@ -275,8 +280,7 @@ async fn session(
             match ev {
                 Event::Connected(push) => {
                     let plan = NetPlan::build(&push, profile, addr.ip());
-                    if let Err(e) = configure(tunnel, plan, client.tun_mtu(), opts, state_dir).await
-                    {
+                    if let Err(e) = device.configure(plan, client.tun_mtu()).await {
                         client.close(clock::now());
                         return (SessionEnd::Stop(Outcome::Failed(e)), None);
                     }
@@ -286,6 +290,9 @@ async fn session(
                         push.peer_id
                     );
                     info!("Initialization Sequence Completed");
+                    if let Some(tx) = state_tx {
+                        let _ = tx.send(TunnelState::Up);
+                    }
                 }
                 Event::Renegotiated { key_id } => {
                     info!("renegotiation complete, new data key id {key_id}")
@@ -300,8 +307,14 @@ async fn session(
             }
         }
         let deadline = client.poll_timeout().map(tokio::time::Instant::from_std);
-        let tun = tunnel.as_ref().map(|t| t.tun.clone());
         let connected = client.is_connected();
+        let stopping = *stop.borrow();
+        if stopping && !closing {
+            info!("stopping, sending exit notification");
+            client.close(clock::now());
+            closing = true;
+            continue;
+        }
         tokio::select! {
             r = transport.recv(&mut rbuf) => {
                 match r {
@@ -309,10 +322,9 @@ async fn session(
                         let now = clock::now();
                         let mut n = 0;
                         loop {
-                            if client.handle_datagram(now, &rbuf, &mut pkt)
-                                && let Some(t) = &tun {
-                                    let _ = t.send(&pkt).await;
-                                }
+                            if client.handle_datagram(now, &rbuf, &mut pkt) {
+                                device.send(&pkt).await;
+                            }
                             n += 1;
                             if n >= 64 || transport.try_recv(&mut rbuf).is_none() {
                                 break;
@@ -326,7 +338,7 @@ async fn session(
                     }
                 }
             }
-            r = async { match &tun { Some(t) => t.recv(&mut tbuf).await, None => std::future::pending().await } }, if connected && !closing => {
+            r = device.recv(&mut tbuf), if connected && !closing => {
                 match r {
                     Ok(n) => {
                         let now = clock::now();
@@ -337,7 +349,7 @@ async fn session(
                             }
                     }
                     Err(e) => {
-                        error!("reading the TUN device: {e}");
+                        error!("reading the packet device: {e}");
                         client.close(clock::now());
                         closing = true;
                     }
@@ -346,16 +358,7 @@ async fn session(
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 client.handle_timeout(clock::now());
             }
-            _ = sigterm.recv(), if !closing => {
-                info!("SIGTERM received, sending exit notification");
-                client.close(clock::now());
-                closing = true;
-            }
-            _ = sigint.recv(), if !closing => {
-                info!("SIGINT received, sending exit notification");
-                client.close(clock::now());
-                closing = true;
-            }
+            _ = stop.wait_for(|s| *s), if !closing => {}
         }
     }
 }
@@ -408,57 +411,6 @@ fn end_of_session(
             token,
         ),
     }
-}
-
-async fn configure(
-    tunnel: &mut Option<Tunnel>,
-    plan: NetPlan,
-    mtu: u16,
-    opts: &ConnectOptions,
-    state_dir: &std::path::Path,
-) -> Result<(), String> {
-    for w in &plan.warnings {
-        warn!("{w}");
-    }
-    if let Some(t) = tunnel.as_ref()
-        && t.plan.as_ref() == Some(&plan)
-    {
-        info!("pushed configuration unchanged, keeping the TUN device as it is");
-        return Ok(());
-    }
-    if let Some(mut t) = tunnel.take()
-        && let Some(a) = t.applied.take()
-    {
-        a.restore().await;
-    }
-    let tun = open_tun(&TunConfig {
-        name: opts.dev.clone(),
-        mtu,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let name = tun.name().to_owned();
-    let applied = apply(&plan, &name, state_dir)
-        .await
-        .map_err(|e| format!("configuring {name}: {e}"))?;
-    info!(
-        "{name} up: mtu {mtu}, {}{}, {} IPv4 and {} IPv6 routes, DNS {:?}",
-        plan.v4
-            .map(|(a, p, _)| format!("{a}/{p}"))
-            .unwrap_or_else(|| "no IPv4".into()),
-        plan.v6
-            .map(|(a, p)| format!(", {a}/{p}"))
-            .unwrap_or_default(),
-        plan.routes_v4.len(),
-        plan.routes_v6.len(),
-        plan.dns.servers
-    );
-    *tunnel = Some(Tunnel {
-        tun: Arc::new(tun),
-        applied: Some(applied),
-        plan: Some(plan),
-    });
-    Ok(())
 }
 
 /// Whether an IP is a literal (for messages).

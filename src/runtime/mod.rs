@@ -4,6 +4,8 @@
 pub mod client_driver;
 pub mod clock;
 pub mod credentials;
+pub mod device;
 pub mod netcfg;
 pub mod rng;
+pub mod signals;
 pub mod transport;

@@ -614,7 +614,7 @@ cat >"$WORK/meta.json" <<EOF
   "protos": "$PROTOS",
   "data_ciphers": "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305",
   "failed": $([[ $FAILED == 0 ]] && echo false || echo true),
-  "logs": "$WORK"
+  "logs": "$([[ $FAILED != 0 || $KEEP == 1 ]] && echo "$WORK")"
 }
 EOF
 "$PY" "$HELPER" report "$SAMPLES" --out "$OUT" --meta "$WORK/meta.json"

@@ -1,0 +1,123 @@
+//! The packet device a client session feeds: a kernel TUN device (tunnel mode) or the embedded
+//! userspace stack (proxy mode). One enum, so the session loop does not care which.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ferrovpn_platform::{LinuxTun, Tun, TunConfig, open_tun};
+use tracing::{info, warn};
+
+use super::netcfg::{Applied, NetPlan, apply};
+
+/// Where decrypted packets go and where packets to encrypt come from.
+pub enum Device {
+    /// A TUN device, created on the first connect and kept across reconnects.
+    Tun(TunDevice),
+}
+
+/// Tunnel mode's state.
+pub struct TunDevice {
+    name: Option<String>,
+    state_dir: PathBuf,
+    tun: Option<Arc<LinuxTun>>,
+    applied: Option<Applied>,
+    plan: Option<NetPlan>,
+}
+
+impl Device {
+    /// A TUN device named `name` (or the kernel's choice), created when the tunnel comes up.
+    pub fn tun(name: Option<String>, state_dir: PathBuf) -> Self {
+        Self::Tun(TunDevice {
+            name,
+            state_dir,
+            tun: None,
+            applied: None,
+            plan: None,
+        })
+    }
+
+    /// Applies the pushed configuration.
+    pub async fn configure(&mut self, plan: NetPlan, mtu: u16) -> Result<(), String> {
+        for w in &plan.warnings {
+            warn!("{w}");
+        }
+        match self {
+            Self::Tun(t) => t.configure(plan, mtu).await,
+        }
+    }
+
+    /// The tunnel went down (reconnecting).
+    pub fn on_down(&mut self) {}
+
+    /// Next packet to send into the tunnel. Cancel-safe.
+    pub async fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Tun(t) => match &t.tun {
+                Some(tun) => tun.recv(buf).await,
+                None => std::future::pending().await,
+            },
+        }
+    }
+
+    /// Delivers a packet from the tunnel.
+    pub async fn send(&mut self, packet: &[u8]) {
+        match self {
+            Self::Tun(t) => {
+                if let Some(tun) = &t.tun {
+                    let _ = tun.send(packet).await;
+                }
+            }
+        }
+    }
+
+    /// Undoes everything (routes, addresses, DNS, the device).
+    pub async fn teardown(self) {
+        match self {
+            Self::Tun(mut t) => {
+                if let Some(a) = t.applied.take() {
+                    a.restore().await;
+                }
+                drop(t.tun);
+            }
+        }
+    }
+}
+
+impl TunDevice {
+    async fn configure(&mut self, plan: NetPlan, mtu: u16) -> Result<(), String> {
+        if self.tun.is_some() && self.plan.as_ref() == Some(&plan) {
+            info!("pushed configuration unchanged, keeping the TUN device as it is");
+            return Ok(());
+        }
+        if let Some(a) = self.applied.take() {
+            a.restore().await;
+        }
+        self.tun = None;
+        let tun = open_tun(&TunConfig {
+            name: self.name.clone(),
+            mtu,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let name = tun.name().to_owned();
+        let applied = apply(&plan, &name, &self.state_dir)
+            .await
+            .map_err(|e| format!("configuring {name}: {e}"))?;
+        info!(
+            "{name} up: mtu {mtu}, {}{}, {} IPv4 and {} IPv6 routes, DNS {:?}",
+            plan.v4
+                .map(|(a, p, _)| format!("{a}/{p}"))
+                .unwrap_or_else(|| "no IPv4".into()),
+            plan.v6
+                .map(|(a, p)| format!(", {a}/{p}"))
+                .unwrap_or_default(),
+            plan.routes_v4.len(),
+            plan.routes_v6.len(),
+            plan.dns.servers
+        );
+        self.tun = Some(Arc::new(tun));
+        self.applied = Some(applied);
+        self.plan = Some(plan);
+        Ok(())
+    }
+}
