@@ -290,6 +290,18 @@ async fn session(
                         push.peer_id
                     );
                     info!("Initialization Sequence Completed");
+                    let m = &super::health::METRICS;
+                    if m.connects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                        > 0
+                    {
+                        m.reconnects
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    m.handshake_ms.store(
+                        clock::now().saturating_duration_since(start).as_millis() as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     if let Some(tx) = state_tx {
                         let _ = tx.send(TunnelState::Up);
                     }

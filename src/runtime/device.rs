@@ -4,15 +4,33 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+use std::sync::RwLock;
+
+use bytes::BytesMut;
+use ferrovpn_netstack::{PacketPipe, Stack, StackConfig};
 use ferrovpn_platform::{LinuxTun, Tun, TunConfig, open_tun};
 use tracing::{info, warn};
 
 use super::netcfg::{Applied, NetPlan, apply};
 
 /// Where decrypted packets go and where packets to encrypt come from.
+// One per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Device {
     /// A TUN device, created on the first connect and kept across reconnects.
     Tun(TunDevice),
+    /// The embedded userspace stack (proxy mode).
+    Stack(StackDevice),
+}
+
+/// Proxy mode's state.
+pub struct StackDevice {
+    /// The stack.
+    pub stack: Stack,
+    pipe: PacketPipe,
+    routing: Arc<RwLock<super::proxy_driver::Routing>>,
+    dns_override: Vec<SocketAddr>,
 }
 
 /// Tunnel mode's state.
@@ -36,6 +54,21 @@ impl Device {
         })
     }
 
+    /// The userspace stack.
+    pub fn stack(
+        stack: Stack,
+        pipe: PacketPipe,
+        routing: Arc<RwLock<super::proxy_driver::Routing>>,
+        dns_override: Vec<SocketAddr>,
+    ) -> Self {
+        Self::Stack(StackDevice {
+            stack,
+            pipe,
+            routing,
+            dns_override,
+        })
+    }
+
     /// Applies the pushed configuration.
     pub async fn configure(&mut self, plan: NetPlan, mtu: u16) -> Result<(), String> {
         for w in &plan.warnings {
@@ -43,6 +76,37 @@ impl Device {
         }
         match self {
             Self::Tun(t) => t.configure(plan, mtu).await,
+            Self::Stack(s) => {
+                let dns_servers = if s.dns_override.is_empty() {
+                    plan.dns
+                        .servers
+                        .iter()
+                        .map(|ip| SocketAddr::new(*ip, 53))
+                        .collect()
+                } else {
+                    s.dns_override.clone()
+                };
+                let cfg = StackConfig {
+                    ipv4: plan.v4.map(|(a, p, _)| (a, p)),
+                    ipv6: plan.v6,
+                    mtu,
+                    dns_servers,
+                    ..StackConfig::default()
+                };
+                info!(
+                    "userspace stack up: mtu {mtu}, {}{}, DNS {:?}",
+                    plan.v4
+                        .map(|(a, p, _)| format!("{a}/{p}"))
+                        .unwrap_or_else(|| "no IPv4".into()),
+                    plan.v6
+                        .map(|(a, p)| format!(", {a}/{p}"))
+                        .unwrap_or_default(),
+                    cfg.dns_servers
+                );
+                super::proxy_driver::update_routing(&s.routing, &plan);
+                s.stack.reconfigure(cfg).await;
+                Ok(())
+            }
         }
     }
 
@@ -56,6 +120,14 @@ impl Device {
                 Some(tun) => tun.recv(buf).await,
                 None => std::future::pending().await,
             },
+            Self::Stack(s) => match s.pipe.outbound.recv().await {
+                Some(p) => {
+                    let n = p.len().min(buf.len());
+                    buf[..n].copy_from_slice(&p[..n]);
+                    Ok(n)
+                }
+                None => Err(std::io::Error::other("the userspace stack stopped")),
+            },
         }
     }
 
@@ -66,6 +138,10 @@ impl Device {
                 if let Some(tun) = &t.tun {
                     let _ = tun.send(packet).await;
                 }
+            }
+            // Waiting here when the stack is busy is the back-pressure towards the tunnel.
+            Self::Stack(s) => {
+                let _ = s.pipe.inbound.send(BytesMut::from(packet)).await;
             }
         }
     }
@@ -79,6 +155,7 @@ impl Device {
                 }
                 drop(t.tun);
             }
+            Self::Stack(_) => {}
         }
     }
 }

@@ -1,12 +1,16 @@
 //! The `ferrovpn` command line.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use ferrovpn::config::load_profile;
+use clap::{Args, Parser, Subcommand};
+use ferrovpn::config::{Profile, load_profile};
+use ferrovpn::proto::client::Credentials;
 use ferrovpn::runtime::client_driver::{self, ConnectOptions, Outcome};
 use ferrovpn::runtime::credentials;
+use ferrovpn::runtime::proxy_driver::{self, ProxyOptions};
 
 /// An OpenVPN-compatible VPN.
 #[derive(Parser, Debug)]
@@ -16,29 +20,95 @@ struct Cli {
     command: Command,
 }
 
+/// Options every connecting command shares.
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Log verbosity like OpenVPN's --verb (0 errors only, 1-3 normal, 4 debug, 5+ trace).
+    #[arg(long)]
+    verb: Option<u8>,
+    /// Accept a server certificate without the serverAuth extended key usage when the
+    /// profile has no check of its own (remote-cert-tls, verify-x509-name). Less safe.
+    #[arg(long)]
+    no_server_eku_check: bool,
+    /// Do not offer TLS-EKM key derivation: the server then derives the data keys with the
+    /// pre-2.6 TLS 1.0 PRF (for servers whose EKM support is broken).
+    #[arg(long)]
+    legacy_key_derivation: bool,
+}
+
+/// Proxy-mode options.
+#[derive(Args, Debug, Clone)]
+struct ProxyArgs {
+    /// Forward a local port to HOST:HOSTPORT through the tunnel: [bind:]port:host:hostport.
+    #[arg(short = 'L', value_name = "SPEC")]
+    local: Vec<String>,
+    /// Listen on PORT inside the tunnel (on the VPN address) and hand connections to a local
+    /// service: [vpnaddr:]port:host:hostport.
+    #[arg(short = 'R', value_name = "SPEC")]
+    remote: Vec<String>,
+    /// Forward local UDP to HOST:HOSTPORT through the tunnel: [bind:]port:host:hostport.
+    #[arg(long = "udp-forward", value_name = "SPEC")]
+    udp_forward: Vec<String>,
+    /// DNS server inside the tunnel to use instead of the pushed ones: IP[:PORT].
+    #[arg(long, value_name = "IP[:PORT]")]
+    dns: Vec<String>,
+    /// Send every destination through the tunnel, not only those the pushed routes cover.
+    #[arg(long)]
+    all_through_tunnel: bool,
+    /// Require USER:PASS from SOCKS5 (RFC 1929) and HTTP proxy (Basic) clients.
+    #[arg(long, value_name = "USER:PASS")]
+    proxy_user: Option<String>,
+    /// Serve /readyz and /metrics (Prometheus) on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    health: Option<SocketAddr>,
+    /// Seconds a connection to a tunnel destination waits while the tunnel is down.
+    #[arg(long, default_value_t = 30)]
+    wait_timeout: u64,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Connect with an .ovpn profile in tunnel mode (TUN device; needs root or CAP_NET_ADMIN).
     Connect {
         /// The .ovpn profile.
         profile: PathBuf,
-        /// Log verbosity like OpenVPN's --verb (0 errors only, 1-3 normal, 4 debug, 5+ trace).
-        #[arg(long)]
-        verb: Option<u8>,
-        /// Accept a server certificate without the serverAuth extended key usage when the
-        /// profile has no check of its own (remote-cert-tls, verify-x509-name). Less safe.
-        #[arg(long)]
-        no_server_eku_check: bool,
-        /// Do not offer TLS-EKM key derivation: the server then derives the data keys with the
-        /// pre-2.6 TLS 1.0 PRF (for servers whose EKM support is broken).
-        #[arg(long)]
-        legacy_key_derivation: bool,
+        #[command(flatten)]
+        common: Common,
         /// TUN device name (default: the kernel picks tunN).
         #[arg(long)]
         dev: Option<String>,
         /// Directory for crash-recovery state (DNS backup).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+    },
+    /// Connect without a TUN device or privileges and offer the tunnel as SOCKS5 and HTTP
+    /// proxies and port forwards (default: SOCKS5 on 127.0.0.1:1080 and HTTP on 127.0.0.1:8080).
+    Proxy {
+        /// The .ovpn profile.
+        profile: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// SOCKS5 listener address (repeatable).
+        #[arg(long, value_name = "ADDR")]
+        socks5: Vec<SocketAddr>,
+        /// HTTP proxy listener address (repeatable).
+        #[arg(long, value_name = "ADDR")]
+        http: Vec<SocketAddr>,
+        #[command(flatten)]
+        proxy: ProxyArgs,
+    },
+    /// Run COMMAND with ALL_PROXY/HTTP_PROXY/HTTPS_PROXY pointing at a private proxy over the
+    /// tunnel; the tunnel stops when the command exits (its exit status is returned).
+    Exec {
+        /// The .ovpn profile.
+        profile: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        proxy: ProxyArgs,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
     /// Parse a profile and report what would be used, warnings included.
     Check {
@@ -56,7 +126,7 @@ fn init_logging(verb: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERROVPN_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "ferrovpn={level},ferrovpn_platform={level},warn"
+            "ferrovpn={level},ferrovpn_platform={level},ferrovpn_netstack={level},warn"
         ))
     });
     tracing_subscriber::fmt()
@@ -67,55 +137,166 @@ fn init_logging(verb: u8) {
         .init();
 }
 
+/// Loads the profile, sets up logging, reads credentials.
+fn prepare(
+    profile: &std::path::Path,
+    verb: Option<u8>,
+) -> Result<(Profile, Option<Credentials>), ExitCode> {
+    let p = match load_profile(profile) {
+        Ok(p) => p,
+        Err(e) => {
+            init_logging(verb.unwrap_or(1));
+            tracing::error!("{e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    init_logging(verb.unwrap_or(p.verb.max(1)));
+    for w in &p.warnings {
+        tracing::warn!("{w}");
+    }
+    match credentials::resolve(&p) {
+        Ok(c) => Ok((p, c)),
+        Err(e) => {
+            tracing::error!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            tracing::error!("cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn exit(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Stopped => ExitCode::SUCCESS,
+        Outcome::Failed(msg) => {
+            tracing::error!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn connect_options(common: &Common) -> ConnectOptions {
+    ConnectOptions {
+        no_server_eku_check: common.no_server_eku_check,
+        legacy_key_derivation: common.legacy_key_derivation,
+        ..ConnectOptions::default()
+    }
+}
+
+fn proxy_options(common: &Common, args: &ProxyArgs) -> Result<ProxyOptions, String> {
+    let mut dns = Vec::new();
+    for d in &args.dns {
+        let addr = d
+            .parse::<SocketAddr>()
+            .or_else(|_| d.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+            .map_err(|_| format!("--dns {d}: expected IP or IP:PORT ([v6]:PORT for IPv6)"))?;
+        dns.push(addr);
+    }
+    let auth = match &args.proxy_user {
+        None => None,
+        Some(s) => {
+            let (u, p) = s
+                .split_once(':')
+                .ok_or("--proxy-user: expected USER:PASS")?;
+            Some((u.to_owned(), p.to_owned()))
+        }
+    };
+    Ok(ProxyOptions {
+        local_forwards: args.local.clone(),
+        remote_forwards: args.remote.clone(),
+        udp_forwards: args.udp_forward.clone(),
+        dns,
+        all_through_tunnel: args.all_through_tunnel,
+        auth,
+        health: args.health,
+        wait_timeout: Duration::from_secs(args.wait_timeout),
+        connect: connect_options(common),
+        ..ProxyOptions::default()
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Connect {
             profile,
-            verb,
-            no_server_eku_check,
-            legacy_key_derivation,
+            common,
             dev,
             state_dir,
         } => {
-            let p = match load_profile(&profile) {
-                Ok(p) => p,
-                Err(e) => {
-                    init_logging(verb.unwrap_or(1));
-                    tracing::error!("{e}");
-                    return ExitCode::from(2);
-                }
+            let (p, creds) = match prepare(&profile, common.verb) {
+                Ok(x) => x,
+                Err(code) => return code,
             };
-            init_logging(verb.unwrap_or(p.verb.max(1)));
-            for w in &p.warnings {
-                tracing::warn!("{w}");
-            }
-            let creds = match credentials::resolve(&p) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let rt = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!("cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             let opts = ConnectOptions {
-                no_server_eku_check,
-                legacy_key_derivation,
                 dev,
                 state_dir,
+                ..connect_options(&common)
             };
-            match rt.block_on(client_driver::run(p, creds, opts)) {
-                Outcome::Stopped => ExitCode::SUCCESS,
-                Outcome::Failed(msg) => {
+            exit(rt.block_on(client_driver::run(p, creds, opts)))
+        }
+        Command::Proxy {
+            profile,
+            common,
+            socks5,
+            http,
+            proxy,
+        } => {
+            let (p, creds) = match prepare(&profile, common.verb) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let mut opts = match proxy_options(&common, &proxy) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            opts.socks5 = socks5;
+            opts.http = http;
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            exit(rt.block_on(proxy_driver::run(p, creds, opts)))
+        }
+        Command::Exec {
+            profile,
+            common,
+            proxy,
+            command,
+        } => {
+            let (p, creds) = match prepare(&profile, common.verb) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let opts = match proxy_options(&common, &proxy) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(proxy_driver::exec(p, creds, opts, command)) {
+                Ok(code) => ExitCode::from(code),
+                Err(msg) => {
                     tracing::error!("{msg}");
                     ExitCode::FAILURE
                 }

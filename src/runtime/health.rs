@@ -1,0 +1,95 @@
+//! `--health ADDR`: `/readyz` (200 when the tunnel is up, 503 otherwise) and `/metrics`
+//! (Prometheus text format) over a minimal HTTP/1.1 responder.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ferrovpn_netstack::Stack;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::client_driver::TunnelState;
+
+/// Counters the session loop updates.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Sessions that reached "connected" after the first.
+    pub reconnects: AtomicU64,
+    /// Completed connections.
+    pub connects: AtomicU64,
+    /// Last handshake time in milliseconds.
+    pub handshake_ms: AtomicU64,
+}
+
+/// The process-wide counters.
+pub static METRICS: Metrics = Metrics {
+    reconnects: AtomicU64::new(0),
+    connects: AtomicU64::new(0),
+    handshake_ms: AtomicU64::new(0),
+};
+
+fn render(stack: &Stack, up: bool) -> String {
+    let st = stack.stats();
+    let m = &METRICS;
+    format!(
+        "# HELP ferrovpn_up Whether the tunnel is up.\n# TYPE ferrovpn_up gauge\nferrovpn_up {}\n\
+         # HELP ferrovpn_tunnel_bytes_total Bytes of IP packets through the tunnel.\n# TYPE ferrovpn_tunnel_bytes_total counter\n\
+         ferrovpn_tunnel_bytes_total{{direction=\"in\"}} {}\nferrovpn_tunnel_bytes_total{{direction=\"out\"}} {}\n\
+         # HELP ferrovpn_tunnel_packets_total IP packets through the tunnel.\n# TYPE ferrovpn_tunnel_packets_total counter\n\
+         ferrovpn_tunnel_packets_total{{direction=\"in\"}} {}\nferrovpn_tunnel_packets_total{{direction=\"out\"}} {}\n\
+         # HELP ferrovpn_tcp_connections Open TCP sockets in the userspace stack.\n# TYPE ferrovpn_tcp_connections gauge\nferrovpn_tcp_connections {}\n\
+         # HELP ferrovpn_connects_total Sessions that reached Initialization Sequence Completed.\n# TYPE ferrovpn_connects_total counter\nferrovpn_connects_total {}\n\
+         # HELP ferrovpn_reconnects_total Reconnections after the first connect.\n# TYPE ferrovpn_reconnects_total counter\nferrovpn_reconnects_total {}\n\
+         # HELP ferrovpn_handshake_seconds Duration of the last handshake.\n# TYPE ferrovpn_handshake_seconds gauge\nferrovpn_handshake_seconds {:.3}\n",
+        u8::from(up),
+        st.bytes_in,
+        st.bytes_out,
+        st.packets_in,
+        st.packets_out,
+        st.tcp_sockets,
+        m.connects.load(Ordering::Relaxed),
+        m.reconnects.load(Ordering::Relaxed),
+        m.handshake_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+    )
+}
+
+/// Serves the endpoint until the listener fails.
+pub async fn serve(listener: TcpListener, stack: Stack, state: watch::Receiver<TunnelState>) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            return;
+        };
+        let (stack, state) = (stack.clone(), state.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            let mut len = 0;
+            while len < buf.len() {
+                match conn.read(&mut buf[len..]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => len += n,
+                }
+                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..len]);
+            let path = head.split_whitespace().nth(1).unwrap_or("/");
+            let up = *state.borrow() == TunnelState::Up;
+            let (status, body, ctype) = match path {
+                "/readyz" if up => ("200 OK", "ready\n".to_owned(), "text/plain"),
+                "/readyz" => (
+                    "503 Service Unavailable",
+                    "tunnel down\n".to_owned(),
+                    "text/plain",
+                ),
+                "/metrics" => ("200 OK", render(&stack, up), "text/plain; version=0.0.4"),
+                _ => ("404 Not Found", "not found\n".to_owned(), "text/plain"),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+        });
+    }
+}
