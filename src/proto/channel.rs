@@ -159,6 +159,23 @@ impl ControlChannel {
         false
     }
 
+    /// Sends a NUL-terminated control message over key state `idx`'s TLS session.
+    pub(crate) fn send_text(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        text: &str,
+    ) -> Result<(), crate::proto::tls::TlsError> {
+        let (max_payload, max_wkc) = self.max_payloads();
+        let mut msg = Vec::with_capacity(text.len() + 1);
+        msg.extend_from_slice(text.as_bytes());
+        msg.push(0);
+        let ks = &mut self.keys[idx];
+        ks.tls.write_plain(&msg)?;
+        ks.flush(now, max_payload, max_wkc);
+        Ok(())
+    }
+
     /// Earliest retransmission.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         self.keys.iter().filter_map(|k| k.send.next_timeout()).min()

@@ -80,6 +80,20 @@ impl KeyState {
         }
     }
 
+    /// The next complete NUL-terminated control message received over TLS (PUSH_REPLY,
+    /// AUTH_FAILED, RESTART, ...).
+    pub(crate) fn take_text_message(&mut self) -> Option<String> {
+        let nul = self.plain_in.iter().position(|&b| b == 0)?;
+        let msg: Vec<u8> = self.plain_in.drain(..=nul).collect();
+        Some(String::from_utf8_lossy(&msg[..msg.len() - 1]).into_owned())
+    }
+
+    /// Hands pending TLS output to the reliability layer.
+    pub(crate) fn flush(&mut self, now: Instant, max_payload: usize, max_payload_wkc: usize) {
+        self.tls.drain(&mut self.tls_out);
+        self.packetize(now, max_payload, max_payload_wkc);
+    }
+
     /// Moves as much pending TLS output into reliable messages as the window allows, each at
     /// most `max_payload` bytes (`max_payload_wkc` for a `P_CONTROL_WKC_V1`).
     pub(crate) fn packetize(&mut self, now: Instant, max_payload: usize, max_payload_wkc: usize) {

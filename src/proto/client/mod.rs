@@ -499,19 +499,15 @@ impl Client {
             if ks.phase != Phase::Exchanged {
                 break;
             }
-            let Some(nul) = ks.plain_in.iter().position(|&b| b == 0) else {
+            let Some(text) = ks.take_text_message() else {
                 break;
             };
-            let msg: Vec<u8> = ks.plain_in.drain(..=nul).collect();
-            let text = String::from_utf8_lossy(&msg[..msg.len() - 1]).into_owned();
             self.handle_text(now, idx, &text)?;
             if self.state == State::Closed {
                 return Ok(());
             }
         }
-        let ks = &mut self.ch.keys[idx];
-        ks.tls.drain(&mut ks.tls_out);
-        ks.packetize(now, max_payload, max_wkc);
+        self.ch.keys[idx].flush(now, max_payload, max_wkc);
         Ok(())
     }
 
@@ -548,14 +544,7 @@ impl Client {
         let Some(idx) = self.primary_index() else {
             return Ok(());
         };
-        let mut msg = text.as_bytes().to_vec();
-        msg.push(0);
-        let (max_payload, max_wkc) = self.ch.max_payloads();
-        let ks = &mut self.ch.keys[idx];
-        ks.tls.write_plain(&msg)?;
-        ks.tls.drain(&mut ks.tls_out);
-        ks.packetize(now, max_payload, max_wkc);
-        Ok(())
+        Ok(self.ch.send_text(now, idx, text)?)
     }
 
     /// The newest key state whose key exchange finished.

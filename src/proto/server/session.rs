@@ -267,19 +267,15 @@ impl ServerSession {
             if !ks.km_sent {
                 break;
             }
-            let Some(nul) = ks.plain_in.iter().position(|&b| b == 0) else {
+            let Some(text) = ks.take_text_message() else {
                 break;
             };
-            let msg: Vec<u8> = ks.plain_in.drain(..=nul).collect();
-            let text = String::from_utf8_lossy(&msg[..msg.len() - 1]).into_owned();
             self.handle_text(now, idx, &text)?;
             if self.state == State::Closed {
                 return Ok(());
             }
         }
-        let ks = &mut self.ch.keys[idx];
-        ks.tls.drain(&mut ks.tls_out);
-        ks.packetize(now, max_payload, max_wkc);
+        self.ch.keys[idx].flush(now, max_payload, max_wkc);
         Ok(())
     }
 
@@ -358,14 +354,7 @@ impl ServerSession {
     }
 
     fn send_text(&mut self, now: Instant, idx: usize, text: &str) -> Result<(), ClientError> {
-        let (max_payload, max_wkc) = self.ch.max_payloads();
-        let mut msg = text.as_bytes().to_vec();
-        msg.push(0);
-        let ks = &mut self.ch.keys[idx];
-        ks.tls.write_plain(&msg)?;
-        ks.tls.drain(&mut ks.tls_out);
-        ks.packetize(now, max_payload, max_wkc);
-        Ok(())
+        Ok(self.ch.send_text(now, idx, text)?)
     }
 
     fn send_push_reply(&mut self, now: Instant, idx: usize) -> Result<(), ClientError> {
