@@ -36,8 +36,10 @@ use crate::dns::DnsCache;
 
 /// At most this many inbound packets are handed to smoltcp per turn of the loop.
 const RX_BATCH: usize = 256;
-/// Emitted packets waiting for room in `outbound` beyond which inbound packets are left in
-/// their channel too (only replies to received packets can pile up while blocked).
+/// Packets waiting for room in `outbound`. Only replies generated while receiving (RSTs,
+/// challenge and duplicate ACKs) can exceed the budget; past this many they are dropped (and
+/// counted) rather than stop the stack from reading `inbound`: a caller that feeds `inbound`
+/// and drains `outbound` from one task must never find both blocked.
 const PENDING_CAP: usize = 4 * RX_BATCH;
 /// Smallest TCP buffer used when the memory budget forces smaller buffers.
 const MIN_TCP_BUF: usize = 16 * 1024;
@@ -146,6 +148,8 @@ pub struct StackStats {
     pub udp_sockets: usize,
     /// Bytes of socket buffers allocated.
     pub buffer_bytes: usize,
+    /// Control replies (RST, challenge ACK) dropped because `outbound` stayed full.
+    pub replies_dropped: u64,
 }
 
 /// A cloneable handle to the stack task.
@@ -210,6 +214,7 @@ impl Stack {
                     .sum::<usize>(),
             udp_sockets: inner.udp_count,
             buffer_bytes: inner.buffer_bytes,
+            replies_dropped: s.replies_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -234,6 +239,7 @@ pub(crate) struct Counters {
     bytes_in: AtomicU64,
     packets_out: AtomicU64,
     bytes_out: AtomicU64,
+    replies_dropped: AtomicU64,
 }
 
 /// What handles and the task share.
@@ -473,6 +479,12 @@ impl Inner {
         s.set_nagle_enabled(false);
         s.set_ack_delay(Some(ACK_DELAY));
         s.set_congestion_control(tcp::CongestionControl::Cubic);
+        // Keep-alives from the start (set later, smoltcp would send one at once): an idle
+        // connection stays alive, a dead peer is noticed within `tcp_timeout`.
+        if let Some(t) = self.cfg.limits.tcp_timeout {
+            s.set_timeout(Some(t.into()));
+            s.set_keep_alive(Some((t / 3).into()));
+        }
         Ok((s, rx + tx))
     }
 
@@ -535,6 +547,8 @@ impl Inner {
         self.check_family(dst.ip())?;
         let port = self.pick_port(Self::tcp_port_used)?;
         let (mut s, bytes) = self.new_tcp_socket()?;
+        // `tcp_connect` times the handshake itself (a smoltcp timeout would look like a RST).
+        s.set_timeout(None);
         s.connect(self.iface.context(), dst, port).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
@@ -674,11 +688,7 @@ impl Inner {
             return;
         }
         let s = self.sockets.get_mut::<tcp::Socket>(h);
-        match s.state() {
-            tcp::State::Listen => s.close(),
-            tcp::State::Closed | tcp::State::TimeWait if s.local_endpoint().is_none() => {}
-            _ => s.close(),
-        }
+        close_when_drained(s);
         if s.state() == tcp::State::Closed && s.local_endpoint().is_none() {
             self.remove(h);
             return;
@@ -716,6 +726,7 @@ impl Inner {
                 self.remove(h);
                 continue;
             }
+            close_when_drained(s);
             if now >= self.orphans[i].deadline {
                 // Give up on a graceful close; the RST goes out on the next dispatch.
                 s.abort();
@@ -820,8 +831,21 @@ fn arm_idle_timeout(s: &mut tcp::Socket<'_>, t: Option<Duration>) {
     let t: Option<smoltcp::time::Duration> = t.map(Into::into);
     if s.timeout() != t {
         s.set_timeout(t);
-        s.set_keep_alive(t.map(|t| t / 3));
     }
+}
+
+/// Closes the sending half, but only once everything queued has been acknowledged (until
+/// then: `false`, call again). Sending the FIN behind unacknowledged data trips two smoltcp
+/// 0.14 behaviours that stall a close until a retransmission timer (1 s, doubling):
+/// a FIN that arrives while the receiver still has a hole is dropped, not queued; and in
+/// LAST-ACK window updates are answered with a challenge ACK instead of being applied, so a
+/// zero window there is only reopened by the persist timer. Costs one round trip per close.
+pub(crate) fn close_when_drained(s: &mut tcp::Socket<'_>) -> bool {
+    if matches!(s.state(), tcp::State::Established | tcp::State::CloseWait) && s.send_queue() > 0 {
+        return false;
+    }
+    s.close();
+    true
 }
 
 /// Sends what fits into `outbound` without waiting. `Err` when the receiver is gone.
@@ -856,7 +880,7 @@ async fn run(
     let mut pending: VecDeque<BytesMut> = VecDeque::new();
     let mut inbound_open = true;
     'run: loop {
-        while inbound_open && rx_batch.len() < RX_BATCH && pending.len() < PENDING_CAP {
+        while inbound_open && rx_batch.len() < RX_BATCH {
             match inbound.try_recv() {
                 Ok(p) => rx_batch.push(p),
                 Err(mpsc::error::TryRecvError::Empty) => break,
@@ -880,7 +904,18 @@ async fn run(
             }
             inner.poll(now, budget);
             let inner = &mut *inner;
-            pending.extend(inner.device.tx.drain(..));
+            for p in inner.device.tx.drain(..) {
+                // With a budget, egress stayed within it: keep everything. Without one only
+                // replies were produced.
+                if budget > 0 || pending.len() < PENDING_CAP {
+                    pending.push_back(p);
+                } else {
+                    shared
+                        .counters
+                        .replies_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
             inner.iface.poll_delay(now, &inner.sockets)
         };
         if flush(&mut pending, &outbound, &shared.counters).is_err() {
@@ -890,7 +925,7 @@ async fn run(
         let sleep = tokio::time::sleep(delay.map_or(Duration::from_secs(3600), Duration::from));
         tokio::pin!(sleep);
         tokio::select! {
-            p = inbound.recv(), if pending.len() < PENDING_CAP => match p {
+            p = inbound.recv() => match p {
                 Some(p) => rx_batch.push(p),
                 None => break 'run,
             },

@@ -11,7 +11,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::stack::{Shared, Stack};
+use crate::stack::{Shared, Stack, close_when_drained};
 
 impl Stack {
     /// Opens a TCP connection through the tunnel.
@@ -70,8 +70,9 @@ fn unspecified(like: IpAddr) -> SocketAddr {
 /// A TCP connection through the tunnel.
 ///
 /// Reads return 0 at the peer's FIN and `ConnectionReset` after a RST or when the VPN address
-/// went away. `shutdown` sends a FIN once queued data is out. Dropping the stream closes it
-/// gracefully in the background (aborted after 30 s without progress).
+/// went away. `shutdown` sends a FIN once everything written has been acknowledged (and waits
+/// for that). Dropping the stream closes it the same way in the background, with a RST after
+/// 30 s without completing.
 pub struct TcpStream {
     shared: Arc<Shared>,
     handle: SocketHandle,
@@ -227,12 +228,16 @@ impl AsyncWrite for TcpStream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.shared
-            .lock()
-            .sockets
-            .get_mut::<tcp::Socket>(self.handle)
-            .close();
+    /// Sends a FIN once all queued data has been acknowledged (this waits for that; see
+    /// `close_when_drained` for why).
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.shared.lock();
+        let s = inner.sockets.get_mut::<tcp::Socket>(self.handle);
+        if !close_when_drained(s) {
+            s.register_send_waker(cx.waker());
+            return Poll::Pending;
+        }
+        drop(inner);
         self.shared.wake.notify_one();
         Poll::Ready(Ok(()))
     }

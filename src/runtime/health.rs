@@ -46,7 +46,7 @@ fn render(stack: &Stack, up: bool) -> String {
         st.bytes_out,
         st.packets_in,
         st.packets_out,
-        st.tcp_sockets,
+        st.tcp_connections,
         m.connects.load(Ordering::Relaxed),
         m.reconnects.load(Ordering::Relaxed),
         m.handshake_ms.load(Ordering::Relaxed) as f64 / 1000.0,
