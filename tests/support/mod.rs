@@ -6,6 +6,7 @@
 //! - [`openvpn`]: the real OpenVPN 2.6 server as a peer, and matching client profiles.
 //! - [`client`]: the client under test (ferrovpn, or the reference openvpn client).
 //! - [`traffic`]: ping and checksummed bulk transfers through the tunnel.
+//! - [`proxy`]: for proxy mode: the test web server's data, SOCKS5/HTTP clients, namespace threads.
 // Each test crate uses a different part of the harness; the clock and sleep bans (clippy.toml)
 // are for the protocol core, while the harness waits on real processes in real time.
 #![allow(dead_code, clippy::disallowed_methods)]
@@ -14,6 +15,7 @@ pub mod client;
 pub mod netns;
 pub mod openvpn;
 pub mod pki;
+pub mod proxy;
 pub mod traffic;
 
 use std::path::Path;
@@ -57,8 +59,19 @@ fn interop_missing() -> Option<String> {
 /// Gate for every interop test: `Some(client)` if it can run, `None` (after printing why) if
 /// not. With `FERROVPN_REQUIRE_INTEROP=1` a missing prerequisite is a failure instead.
 pub fn interop_ready() -> Option<ClientImpl> {
+    interop_ready_with(&[])
+}
+
+/// Like [`interop_ready`], and the programs in `extra` must be installed too.
+pub fn interop_ready_with(extra: &[&str]) -> Option<ClientImpl> {
     let imp = ClientImpl::from_env();
     let mut missing = interop_missing();
+    if missing.is_none() {
+        missing = extra
+            .iter()
+            .find(|p| !in_path(p))
+            .map(|p| format!("`{p}` is not installed"));
+    }
     if missing.is_none() && imp == ClientImpl::Ferrovpn && client::ferrovpn_bin().is_none() {
         missing = Some("the ferrovpn binary was not built (needs feature `runtime`)".into());
     }
