@@ -98,6 +98,9 @@ pub struct Client {
     last_rx: Instant,
     last_tx: Instant,
     got_any: bool,
+    /// While the server has not answered, the hard reset is resent every `tls-timeout`
+    /// instead of backing off: a server that comes back is found within seconds.
+    next_reset_resend: Option<Instant>,
     auth_token: Option<Zeroizing<String>>,
     auth_token_user: Option<String>,
     exit_notify_left: u32,
@@ -119,6 +122,7 @@ impl Client {
         let ping = cfg.ping;
         let ping_restart = cfg.ping_restart;
         let framing = framing_of(cfg.compression);
+        let first_resend = now + cfg.tls_timeout;
         let mut me = Self {
             state: State::Connecting,
             ch: ControlChannel::new(sid, wrap),
@@ -138,6 +142,7 @@ impl Client {
             last_rx: now,
             last_tx: now,
             got_any: false,
+            next_reset_resend: Some(first_resend),
             auth_token: cfg.auth_token.clone().map(Zeroizing::new),
             auth_token_user: None,
             exit_notify_left: 0,
@@ -332,6 +337,7 @@ impl Client {
             State::Connecting => {
                 if !self.got_any {
                     min(Some(self.started + self.cfg.server_poll_timeout));
+                    min(self.next_reset_resend);
                 }
                 min(Some(self.started + self.cfg.hand_window));
             }
@@ -782,6 +788,12 @@ impl Client {
             State::Connecting => {
                 if !self.got_any && now >= self.started + self.cfg.server_poll_timeout {
                     return Err(ClientError::NoResponse(self.cfg.server_poll_timeout));
+                }
+                if !self.got_any && self.next_reset_resend.is_some_and(|due| now >= due) {
+                    if let Some(ks) = self.ch.keys.first_mut() {
+                        ks.send.schedule_now(now);
+                    }
+                    self.next_reset_resend = Some(now + self.cfg.tls_timeout);
                 }
                 if now >= self.started + self.cfg.hand_window {
                     let hint = if !self.got_any {

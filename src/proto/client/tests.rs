@@ -203,6 +203,8 @@ struct Pair {
     server_got: Vec<Vec<u8>>,
     client_events: Vec<Event>,
     server_events: Vec<Event>,
+    /// Client packets sent before this instant are lost (the server is away).
+    blackhole_until: Option<Instant>,
 }
 
 impl Pair {
@@ -221,6 +223,7 @@ impl Pair {
             server_got: Vec::new(),
             client_events: Vec::new(),
             server_events: Vec::new(),
+            blackhole_until: None,
         }
     }
 
@@ -261,6 +264,9 @@ impl Pair {
         let mut buf = Vec::new();
         while self.client.poll_transmit(now, &mut buf) {
             let p = std::mem::take(&mut buf);
+            if self.blackhole_until.is_some_and(|t| now < t) {
+                continue;
+            }
             Self::send(
                 &mut self.rng,
                 self.impair,
@@ -662,5 +668,28 @@ fn control_messages_after_the_push_are_handled() {
     assert!(
         matches!(closed, Some(ClientError::ServerRestart(_))),
         "{closed:?}"
+    );
+}
+
+#[test]
+fn a_server_that_comes_back_is_found_within_tls_timeout() {
+    let pki = pki(true);
+    let (c, s) = configs(&pki, Wrap::Crypt, 11, Cipher::Aes256Gcm);
+    let mut pair = Pair::new(c, s, Impair::default(), 11);
+    let back = pair.now + Duration::from_secs(40);
+    pair.blackhole_until = Some(back);
+    let start = pair.now;
+    let ok = pair.drive_until(Duration::from_secs(59), Pair::connected);
+    assert!(
+        ok,
+        "not connected after {:?}: client {:?} server {:?}",
+        pair.now - start,
+        pair.client_events,
+        pair.server_events
+    );
+    let late = pair.now - back;
+    assert!(
+        late <= Duration::from_secs(3),
+        "connected {late:?} after the server came back"
     );
 }
