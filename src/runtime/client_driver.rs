@@ -2,7 +2,7 @@
 //! [`crate::proto::client::Client`] sessions, reconnects with backoff, and configures the TUN
 //! device from the push.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,7 +60,7 @@ fn default_state_dir() -> PathBuf {
             })
         })
         .unwrap_or_else(|| "default".into());
-    let base = if nix_is_root() {
+    let base = if is_root() {
         PathBuf::from("/run/ferrovpn")
     } else {
         std::env::temp_dir().join("ferrovpn")
@@ -68,8 +68,8 @@ fn default_state_dir() -> PathBuf {
     base.join(format!("net-{ns}"))
 }
 
-fn nix_is_root() -> bool {
-    // SAFETY-free check: /proc/self/status Uid line.
+fn is_root() -> bool {
+    // The real uid from /proc, so no libc call is needed.
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -423,9 +423,4 @@ fn end_of_session(
             token,
         ),
     }
-}
-
-/// Whether an IP is a literal (for messages).
-pub fn is_literal(host: &str) -> bool {
-    host.parse::<IpAddr>().is_ok()
 }

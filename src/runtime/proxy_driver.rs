@@ -13,7 +13,7 @@ use ferrovpn_netstack::proxy::{
     http::serve_http,
     socks5::serve_socks5,
 };
-use ferrovpn_netstack::{IpNet, Stack, StackConfig};
+use ferrovpn_netstack::{IpNet, StackConfig};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -361,14 +361,6 @@ pub(crate) fn update_routing(routing: &RwLock<Routing>, plan: &super::netcfg::Ne
     r.nets = nets;
     r.domains = plan.dns.search_domains.clone();
     r.default_route = default_route;
-}
-
-/// Exposes the stack for `exec` and tests.
-pub fn stack_of(device: &Device) -> Option<&Stack> {
-    match device {
-        Device::Stack(s) => Some(&s.stack),
-        _ => None,
-    }
 }
 
 /// Runs `ferrovpn exec`: a private proxy on ephemeral loopback ports, `command` started once the
