@@ -9,6 +9,7 @@ mod material;
 mod parser;
 mod profile;
 
+pub(crate) use lexer::tokenize;
 pub use parser::{FileLoader, FsLoader, ProfileError, load_profile, parse_profile};
 pub use profile::*;
 

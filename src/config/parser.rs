@@ -1340,18 +1340,13 @@ impl<'a> Parser<'a> {
             "redirect-gateway" => {
                 let mut rg = RedirectGateway::default();
                 for f in a {
-                    match f.as_str() {
-                        "def1" => rg.def1 = true,
-                        "local" => rg.local = true,
-                        "ipv6" => rg.ipv6 = true,
-                        "!ipv4" => rg.no_ipv4 = true,
-                        "block-local" => rg.block_local = true,
-                        "bypass-dhcp" => rg.bypass_dhcp = true,
-                        "bypass-dns" => rg.bypass_dns = true,
-                        "autolocal" => {
-                            self.warn(d, "'autolocal' is not supported, treated as absent");
-                        }
-                        x => return Err(self.err(d, format!("unknown flag '{x}'"))),
+                    if rg.set_flag(f) {
+                        continue;
+                    }
+                    if f == "autolocal" {
+                        self.warn(d, "'autolocal' is not supported, treated as absent");
+                    } else {
+                        return Err(self.err(d, format!("unknown flag '{f}'")));
                     }
                 }
                 self.profile.redirect_gateway = Some(rg);

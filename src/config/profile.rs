@@ -315,6 +315,23 @@ pub struct RedirectGateway {
     pub bypass_dns: bool,
 }
 
+impl RedirectGateway {
+    /// Sets one flag by its OpenVPN name; returns `false` for a flag this type does not know.
+    pub fn set_flag(&mut self, flag: &str) -> bool {
+        match flag {
+            "def1" => self.def1 = true,
+            "local" => self.local = true,
+            "ipv6" => self.ipv6 = true,
+            "!ipv4" => self.no_ipv4 = true,
+            "block-local" => self.block_local = true,
+            "bypass-dhcp" => self.bypass_dhcp = true,
+            "bypass-dns" => self.bypass_dns = true,
+            _ => return false,
+        }
+        true
+    }
+}
+
 /// `dhcp-option TYPE VALUE`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DhcpOption {

@@ -108,62 +108,6 @@ pub enum PushError {
     Unsupported(String),
 }
 
-/// Splits a config line into tokens (whitespace; double quotes with backslash escapes; single
-/// quotes literal).
-pub fn tokenize(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_tok = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                in_tok = true;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => {
-                            if let Some(n) = chars.next() {
-                                cur.push(n);
-                            }
-                        }
-                        '"' => break,
-                        c => cur.push(c),
-                    }
-                }
-            }
-            '\'' => {
-                in_tok = true;
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    cur.push(c);
-                }
-            }
-            '\\' => {
-                in_tok = true;
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_tok {
-                    out.push(std::mem::take(&mut cur));
-                    in_tok = false;
-                }
-            }
-            c => {
-                in_tok = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_tok {
-        out.push(cur);
-    }
-    out
-}
-
 /// How the profile restricts pushed options.
 #[derive(Clone, Debug, Default)]
 pub struct PullPolicy {
@@ -198,7 +142,8 @@ impl PushedOptions {
                 Some(PullFilterAction::Reject) => return Err(PushError::Rejected(opt.to_owned())),
                 _ => {}
             }
-            let toks = tokenize(opt);
+            let toks =
+                crate::config::tokenize(opt).map_err(|_| PushError::Malformed(opt.to_owned()))?;
             let Some(name) = toks.first() else { continue };
             if name == "push-continuation" {
                 more = toks.get(1).map(String::as_str) == Some("2");
@@ -286,16 +231,7 @@ impl PushedOptions {
             "redirect-gateway" | "redirect-private" => {
                 let mut rg = RedirectGateway::default();
                 for a in args {
-                    match a.as_str() {
-                        "def1" => rg.def1 = true,
-                        "local" => rg.local = true,
-                        "ipv6" => rg.ipv6 = true,
-                        "!ipv4" => rg.no_ipv4 = true,
-                        "block-local" => rg.block_local = true,
-                        "bypass-dhcp" => rg.bypass_dhcp = true,
-                        "bypass-dns" => rg.bypass_dns = true,
-                        _ => {}
-                    }
+                    rg.set_flag(a);
                 }
                 if name == "redirect-gateway" {
                     self.redirect_gateway = Some(rg);
@@ -585,7 +521,7 @@ mod tests {
         assert_eq!(p.search_domains().len(), 2);
         assert_eq!(p.auth_token_user.as_deref(), Some("user"));
         assert_eq!(
-            tokenize(r#"a "b c" 'd e' f\ g"#),
+            crate::config::tokenize(r#"a "b c" 'd e' f\ g"#).unwrap(),
             vec!["a", "b c", "d e", "f g"]
         );
     }
