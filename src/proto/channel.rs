@@ -34,10 +34,18 @@ pub(crate) struct ControlChannel {
     plain: Vec<u8>,
     /// Packets that failed authentication or parsing.
     pub dropped: u64,
+    /// When the session started, and the wall-clock seconds then (for replay-id times).
+    started: Instant,
+    unix_at_start: u32,
 }
 
 impl ControlChannel {
-    pub(crate) fn new(sid: SessionId, wrap: ControlWrap) -> Self {
+    pub(crate) fn new(
+        sid: SessionId,
+        wrap: ControlWrap,
+        started: Instant,
+        unix_at_start: u32,
+    ) -> Self {
         Self {
             sid,
             peer_sid: None,
@@ -46,7 +54,15 @@ impl ControlChannel {
             scratch: Vec::with_capacity(2048),
             plain: Vec::with_capacity(2048),
             dropped: 0,
+            started,
+            unix_at_start,
         }
+    }
+
+    /// Wall-clock seconds at `now`, derived from the session start (no clock is read here).
+    fn unix_now(&self, now: Instant) -> u32 {
+        let elapsed = now.saturating_duration_since(self.started).as_secs() as u32;
+        self.unix_at_start.wrapping_add(elapsed)
     }
 
     pub(crate) fn key_index(&self, key_id: u8) -> Option<usize> {
@@ -108,7 +124,8 @@ impl ControlChannel {
     }
 
     /// Writes the next control datagram (a message with piggy-backed acks, or a bare ack).
-    pub(crate) fn poll_transmit(&mut self, now: Instant, now_unix: u32, out: &mut Vec<u8>) -> bool {
+    pub(crate) fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        let now_unix = self.unix_now(now);
         let sid = self.sid;
         let peer_sid = self.peer_sid;
         for ks in self.keys.iter_mut() {

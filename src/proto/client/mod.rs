@@ -125,7 +125,7 @@ impl Client {
         let first_resend = now + cfg.tls_timeout;
         let mut me = Self {
             state: State::Connecting,
-            ch: ControlChannel::new(sid, wrap),
+            ch: ControlChannel::new(sid, wrap, now, cfg.unix_time_at_start),
             tx_key: None,
             push: PushedOptions::default(),
             push_done: false,
@@ -301,8 +301,7 @@ impl Client {
         if self.state == State::Closed {
             return false;
         }
-        let now_unix = self.unix_now(now);
-        self.ch.poll_transmit(now, now_unix, out)
+        self.ch.poll_transmit(now, out)
     }
 
     /// The next event.
@@ -365,12 +364,6 @@ impl Client {
     }
 
     // ----- internals: control channel -----
-
-    fn unix_now(&self, now: Instant) -> u32 {
-        self.cfg
-            .unix_time_at_start
-            .wrapping_add(now.saturating_duration_since(self.started).as_secs() as u32)
-    }
 
     fn start_key_state(
         &mut self,

@@ -106,8 +106,8 @@ impl ServerSession {
         (cfg.rng)(&mut sid);
         let wrap = cfg.control_wrap();
         Self {
+            ch: ControlChannel::new(sid, wrap, now, cfg.unix_time_at_start),
             cfg,
-            ch: ControlChannel::new(sid, wrap),
             state: State::Handshake,
             started: now,
             last_rx: now,
@@ -138,12 +138,6 @@ impl ServerSession {
     /// The negotiated cipher.
     pub fn cipher(&self) -> Option<Cipher> {
         self.cipher
-    }
-
-    fn unix_now(&self, now: Instant) -> u32 {
-        self.cfg
-            .unix_time_at_start
-            .wrapping_add(now.saturating_duration_since(self.started).as_secs() as u32)
     }
 
     /// Handles one packet from the client; `true` when `packet_out` holds an IP packet.
@@ -552,8 +546,7 @@ impl ServerSession {
         if self.state == State::Closed && self.ch.keys.iter().all(|k| k.send.is_empty()) {
             return false;
         }
-        let now_unix = self.unix_now(now);
-        self.ch.poll_transmit(now, now_unix, out)
+        self.ch.poll_transmit(now, out)
     }
 
     /// The next event.
