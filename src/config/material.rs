@@ -6,10 +6,17 @@ use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use super::profile::AuthUserPass;
+use super::server_profile::Key1;
 use crate::proto::keys::{KEY2_LEN, Key2, pem_body};
 
 /// PEM label of a tls-crypt-v2 client key file.
 pub(crate) const TLS_CRYPT_V2_CLIENT_LABEL: &str = "OpenVPN tls-crypt-v2 client key";
+
+/// PEM label of a tls-crypt-v2 server key file.
+pub(crate) const TLS_CRYPT_V2_SERVER_LABEL: &str = "OpenVPN tls-crypt-v2 server key";
+
+/// PEM label of an `auth-gen-token-secret` file.
+pub(crate) const AUTH_TOKEN_LABEL: &str = "OpenVPN auth-token server key";
 
 /// Largest WKc OpenVPN accepts (`TLS_CRYPT_V2_MAX_WKC_LEN`).
 pub(crate) const MAX_WKC_LEN: usize = 1024;
@@ -63,6 +70,32 @@ pub(crate) fn tls_crypt_v2_client_key(bytes: &[u8]) -> Result<(Key2, Vec<u8>), S
     }
     let key = Key2::from_slice(kc).ok_or_else(|| "bad client key length".to_owned())?;
     Ok((key, wkc.to_vec()))
+}
+
+/// Parses a 128-byte `struct key` in base64 PEM form with `label`: a tls-crypt-v2 server key
+/// (`openvpn --genkey tls-crypt-v2-server`) or an auth-token key (`--genkey auth-token`).
+pub(crate) fn key1_pem(bytes: &[u8], label: &str) -> Result<Key1, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the key file is not text".to_owned())?;
+    if label == TLS_CRYPT_V2_SERVER_LABEL
+        && text.contains(&format!("-----BEGIN {TLS_CRYPT_V2_CLIENT_LABEL}-----"))
+    {
+        return Err(
+            "this is a tls-crypt-v2 *client* key; the server needs the server key that the \
+             client keys were made with (openvpn --genkey tls-crypt-v2-server server.key)"
+                .to_owned(),
+        );
+    }
+    let b64 = pem_body(text, label).map_err(|e| e.to_string())?;
+    let raw = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|_| "the key body is not valid base64".to_owned())?,
+    );
+    let arr: &[u8; 128] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("the key is {} bytes long, expected 128", raw.len()))?;
+    Ok(Key1::from_bytes(arr))
 }
 
 /// Parses one `AB:CD:...` SHA-256 fingerprint (32 colon-separated hex bytes).

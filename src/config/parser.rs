@@ -1,13 +1,13 @@
 //! The `.ovpn` parser: directives in, [`Profile`] out. Pure except for reading the files the
 //! profile refers to, which goes through a [`FileLoader`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
+use super::directive::{Ctx, Dir, FileArg, Handled, Res};
 use super::lexer::{RawDirective, split_directives};
 use super::material;
 use super::profile::*;
@@ -136,12 +136,18 @@ impl ProfileError {
 
 /// Reads and parses the profile at `path`; referenced files are read relative to its directory.
 pub fn load_profile(path: &Path) -> Result<Profile, ProfileError> {
+    let text = read_config_text(path)?;
+    parse_profile(&text, path, &FsLoader::for_profile(path))
+}
+
+/// Reads a configuration file as UTF-8 text (a bad byte is a syntax error on its line).
+pub(super) fn read_config_text(path: &Path) -> Result<String, ProfileError> {
     let bytes = std::fs::read(path).map_err(|source| ProfileError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
+    match String::from_utf8(bytes) {
+        Ok(t) => Ok(t),
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
             let line = e.as_bytes()[..valid]
@@ -149,14 +155,13 @@ pub fn load_profile(path: &Path) -> Result<Profile, ProfileError> {
                 .filter(|&&b| b == b'\n')
                 .count()
                 + 1;
-            return Err(ProfileError::Syntax {
+            Err(ProfileError::Syntax {
                 file: path.to_owned(),
                 line,
                 message: "the profile is not valid UTF-8".to_owned(),
-            });
+            })
         }
-    };
-    parse_profile(&text, path, &FsLoader::for_profile(path))
+    }
 }
 
 /// Parses profile `text`. `source` names the profile in messages (and in [`Profile::source`]);
@@ -202,21 +207,6 @@ const INLINE_OK: &[&str] = &[
 /// Default `remote` port.
 const DEFAULT_PORT: u16 = 1194;
 
-/// A file argument: a path or the text of an inline block.
-#[derive(Clone, Debug)]
-enum Source {
-    Path(String),
-    Inline(String),
-}
-
-/// Where a file argument was given.
-#[derive(Clone, Debug)]
-struct FileArg {
-    line: usize,
-    directive: String,
-    source: Source,
-}
-
 /// The per-connection settings (OpenVPN's `connection_entry`) that a `Remote` is built from.
 #[derive(Clone, Copy, Debug)]
 struct ConnDefaults {
@@ -257,20 +247,9 @@ impl WrapKind {
     }
 }
 
-/// One directive being handled: a view over a [`RawDirective`] (or a `setenv opt` sub-directive).
-#[derive(Clone, Copy)]
-struct Dir<'a> {
-    line: usize,
-    name: &'a str,
-    args: &'a [String],
-    inline: Option<&'a str>,
-}
-
 struct Parser<'a> {
-    file: PathBuf,
-    loader: &'a dyn FileLoader,
-    /// Inline blocks by name (last one wins), for `[inline]` file arguments.
-    blocks: HashMap<String, String>,
+    /// File name, loader and inline blocks, with the argument helpers.
+    cx: Ctx<'a>,
     /// `ignore-unknown-option` names.
     ignore_unknown: HashSet<String>,
     profile: Profile,
@@ -298,14 +277,24 @@ struct Parser<'a> {
     user_vars: Vec<(String, String)>,
 }
 
-type Res<T> = Result<T, ProfileError>;
+impl<'a> std::ops::Deref for Parser<'a> {
+    type Target = Ctx<'a>;
+
+    fn deref(&self) -> &Ctx<'a> {
+        &self.cx
+    }
+}
+
+impl std::ops::DerefMut for Parser<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.cx
+    }
+}
 
 impl<'a> Parser<'a> {
     fn new(source: &Path, loader: &'a dyn FileLoader) -> Self {
         Self {
-            file: source.to_owned(),
-            loader,
-            blocks: HashMap::new(),
+            cx: Ctx::new(source, loader),
             ignore_unknown: HashSet::new(),
             profile: default_profile(source),
             ce: ConnDefaults {
@@ -348,78 +337,9 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn err(&self, d: Dir<'_>, message: impl Into<String>) -> ProfileError {
-        ProfileError::Directive {
-            file: self.file.clone(),
-            line: d.line,
-            directive: d.name.to_owned(),
-            message: message.into(),
-        }
-    }
-
     fn warn(&mut self, d: Dir<'_>, message: impl Into<String>) {
-        self.profile.warnings.push(Warning {
-            file: self.file.clone(),
-            line: d.line,
-            directive: d.name.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    fn incomplete(&self, message: impl Into<String>) -> ProfileError {
-        ProfileError::Incomplete {
-            file: self.file.clone(),
-            message: message.into(),
-        }
-    }
-
-    /// Checks the argument count (blocks count as one argument).
-    fn nargs(&self, d: Dir<'_>, min: usize, max: usize) -> Res<()> {
-        let n = d.args.len() + usize::from(d.inline.is_some());
-        if n < min {
-            return Err(self.err(
-                d,
-                if min == max {
-                    format!("needs {min} argument(s), got {n}")
-                } else {
-                    format!("needs at least {min} argument(s), got {n}")
-                },
-            ));
-        }
-        if n > max {
-            return Err(self.err(
-                d,
-                match max {
-                    0 => format!("takes no arguments, got {n}"),
-                    _ => format!("takes at most {max} argument(s), got {n}"),
-                },
-            ));
-        }
-        Ok(())
-    }
-
-    fn no_inline(&self, d: Dir<'_>) -> Res<()> {
-        if d.inline.is_some() {
-            return Err(self.err(d, "cannot be given as an inline <block>"));
-        }
-        Ok(())
-    }
-
-    fn number<T: FromStr>(&self, d: Dir<'_>, what: &str, s: &str) -> Res<T> {
-        s.parse()
-            .map_err(|_| self.err(d, format!("{what} '{s}' is not a number")))
-    }
-
-    fn seconds(&self, d: Dir<'_>, s: &str) -> Res<Duration> {
-        Ok(Duration::from_secs(self.number(d, "value", s)?))
-    }
-
-    fn port(&self, d: Dir<'_>, s: &str) -> Res<u16> {
-        let n: u32 = self.number(d, "port", s)?;
-        match u16::try_from(n) {
-            Ok(p) if p != 0 => Ok(p),
-            _ => Err(self.err(d, format!("port '{s}' is out of range (1-65535)"))),
-        }
+        let w = self.cx.warning(d, message);
+        self.profile.warnings.push(w);
     }
 
     fn proto(&self, d: Dir<'_>, s: &str) -> Res<Proto> {
@@ -443,66 +363,6 @@ impl<'a> Parser<'a> {
                 ));
             }
         })
-    }
-
-    /// The file argument of `ca`, `cert`, ...: the block text, a path, or `[inline]`.
-    fn file_arg(&self, d: Dir<'_>) -> Res<FileArg> {
-        let source = match (d.inline, d.args.first()) {
-            (Some(body), _) => Source::Inline(body.to_owned()),
-            (None, Some(a)) if a == "[inline]" => match self.blocks.get(d.name) {
-                Some(body) => Source::Inline(body.clone()),
-                None => {
-                    return Err(self.err(
-                        d,
-                        format!(
-                            "'[inline]' given but the profile has no <{0}> block",
-                            d.name
-                        ),
-                    ));
-                }
-            },
-            (None, Some(a)) if a.is_empty() => return Err(self.err(d, "empty file name")),
-            (None, Some(a)) => Source::Path(a.clone()),
-            (None, None) => return Err(self.err(d, "needs a file name or an inline block")),
-        };
-        Ok(FileArg {
-            line: d.line,
-            directive: d.name.to_owned(),
-            source,
-        })
-    }
-
-    /// Reads a file argument's bytes.
-    fn load(&self, f: &FileArg) -> Res<Vec<u8>> {
-        match &f.source {
-            Source::Inline(body) => Ok(body.as_bytes().to_vec()),
-            Source::Path(p) => self.loader.load(Path::new(p)).map_err(|e| {
-                self.file_err(
-                    f,
-                    format!(
-                        "cannot read '{}': {e}",
-                        self.loader.display_path(Path::new(p)).display()
-                    ),
-                )
-            }),
-        }
-    }
-
-    fn file_err(&self, f: &FileArg, message: impl Into<String>) -> ProfileError {
-        ProfileError::Directive {
-            file: self.file.clone(),
-            line: f.line,
-            directive: f.directive.clone(),
-            message: message.into(),
-        }
-    }
-
-    /// Names the source of a file argument in messages.
-    fn describe(f: &FileArg) -> String {
-        match &f.source {
-            Source::Path(p) => format!("'{p}'"),
-            Source::Inline(_) => format!("the inline <{}> block", f.directive),
-        }
     }
 
     /// Handles one directive. `conn` is the `<connection>` block being read, if any.
@@ -814,26 +674,7 @@ impl<'a> Parser<'a> {
                 );
             }
             "verify-x509-name" => {
-                self.nargs(d, 1, 2)?;
-                self.no_inline(d)?;
-                let kind = match a.get(1).map(String::as_str) {
-                    None | Some("subject") => X509NameKind::Subject,
-                    Some("name") => X509NameKind::Name,
-                    Some("name-prefix") => X509NameKind::NamePrefix,
-                    Some(t) => {
-                        return Err(self.err(
-                            d,
-                            format!("unknown type '{t}' (expected subject, name or name-prefix)"),
-                        ));
-                    }
-                };
-                if a[0].is_empty() {
-                    return Err(self.err(d, "empty name"));
-                }
-                self.profile.tls.verify_x509_name = Some(VerifyX509Name {
-                    name: a[0].clone(),
-                    kind,
-                });
+                self.profile.tls.verify_x509_name = Some(self.cx.verify_x509_name(d)?);
             }
             "tls-remote" => {
                 return Err(self.err(
@@ -861,50 +702,11 @@ impl<'a> Parser<'a> {
                 return Err(self.err(d, "not supported; use 'peer-fingerprint' (SHA-256)"));
             }
             "tls-version-min" => {
-                self.nargs(d, 1, 2)?;
-                self.no_inline(d)?;
-                let or_highest = match a.get(1).map(String::as_str) {
-                    None => false,
-                    Some("or-highest") => true,
-                    Some(x) => {
-                        return Err(self.err(d, format!("unknown flag '{x}' (only 'or-highest')")));
-                    }
-                };
-                let v = match a[0].as_str() {
-                    "1.0" | "1.1" | "1.2" => "1.2",
-                    "1.3" => "1.3",
-                    v if or_highest => {
-                        self.warn(d, format!("unknown version '{v}', using the highest (1.3)"));
-                        "1.3"
-                    }
-                    v => {
-                        return Err(self.err(
-                            d,
-                            format!("unknown TLS version '{v}' (expected 1.0, 1.1, 1.2 or 1.3)"),
-                        ));
-                    }
-                };
-                self.profile.tls.tls_version_min = Some(v.to_owned());
+                let v = self.cx.tls_version_min(d, &mut self.profile.warnings)?;
+                self.profile.tls.tls_version_min = Some(v);
             }
             "tls-version-max" => {
-                self.nargs(d, 1, 1)?;
-                self.no_inline(d)?;
-                let v = match a[0].as_str() {
-                    "1.2" | "1.3" => a[0].as_str(),
-                    "1.0" | "1.1" => {
-                        return Err(self.err(
-                            d,
-                            format!("TLS {} is not supported (only TLS 1.2 and 1.3)", a[0]),
-                        ));
-                    }
-                    v => {
-                        return Err(self.err(
-                            d,
-                            format!("unknown TLS version '{v}' (expected 1.2 or 1.3)"),
-                        ));
-                    }
-                };
-                self.profile.tls.tls_version_max = Some(v.to_owned());
+                self.profile.tls.tls_version_max = Some(self.cx.tls_version_max(d)?);
             }
             "tls-cipher" | "tls-ciphersuites" | "tls-groups" | "ecdh-curve"
             | "tls-cert-profile" => {
@@ -956,15 +758,7 @@ impl<'a> Parser<'a> {
 
             // --- data channel -----------------------------------------------------------------
             "auth" => {
-                self.nargs(d, 1, 1)?;
-                let dig: Digest = a[0].parse().map_err(|e| self.err(d, format!("{e}")))?;
-                if dig == Digest::None {
-                    return Err(self.err(
-                        d,
-                        "'auth none' disables packet authentication and is refused",
-                    ));
-                }
-                self.profile.auth = dig;
+                self.profile.auth = self.cx.auth_digest(d)?;
             }
             "cipher" => {
                 self.nargs(d, 1, 1)?;
@@ -987,54 +781,11 @@ impl<'a> Parser<'a> {
                 }
             }
             "data-ciphers" | "ncp-ciphers" => {
-                self.nargs(d, 1, 1)?;
-                let mut list = Vec::new();
-                for item in a[0].split(':').filter(|s| !s.is_empty()) {
-                    let (optional, name) = match item.strip_prefix('?') {
-                        Some(n) => (true, n),
-                        None => (false, item),
-                    };
-                    if name.eq_ignore_ascii_case("none") {
-                        return Err(self.err(d, "cipher 'none' disables encryption and is refused"));
-                    }
-                    match name.parse::<Cipher>() {
-                        Ok(c) if !list.contains(&c) => list.push(c),
-                        Ok(_) => {}
-                        Err(_) if optional => {
-                            self.warn(
-                                d,
-                                format!("optional cipher '{name}' is not supported, skipped"),
-                            );
-                        }
-                        Err(_) => {
-                            return Err(self.err(
-                                d,
-                                format!(
-                                    "cipher '{name}' is not supported (prefix it with '?' to skip \
-                                     it)"
-                                ),
-                            ));
-                        }
-                    }
-                }
-                if list.is_empty() {
-                    return Err(self.err(d, "no supported cipher in the list"));
-                }
-                if d.name == "ncp-ciphers" {
-                    self.warn(d, "deprecated name of 'data-ciphers'");
-                }
-                self.profile.data_ciphers = list;
+                self.profile.data_ciphers = self.cx.data_ciphers(d, &mut self.profile.warnings)?;
                 self.data_ciphers_set = true;
             }
             "data-ciphers-fallback" => {
-                self.nargs(d, 1, 1)?;
-                if a[0].eq_ignore_ascii_case("none") {
-                    return Err(self.err(d, "cipher 'none' disables encryption and is refused"));
-                }
-                let c: Cipher = a[0]
-                    .parse()
-                    .map_err(|_| self.err(d, format!("cipher '{}' is not supported", a[0])))?;
-                self.profile.data_ciphers_fallback = Some(c);
+                self.profile.data_ciphers_fallback = Some(self.cx.data_ciphers_fallback(d)?);
                 self.fallback_set = true;
             }
             "ncp-disable" | "keysize" | "engine" | "providers" => {
@@ -1451,31 +1202,6 @@ impl<'a> Parser<'a> {
         Ok(Handled::Yes)
     }
 
-    fn cert_role(&self, d: Dir<'_>, s: &str) -> Res<CertRole> {
-        match s {
-            "server" => Ok(CertRole::Server),
-            "client" => Ok(CertRole::Client),
-            x => Err(self.err(d, format!("unknown role '{x}' (server or client)"))),
-        }
-    }
-
-    fn key_dir(&self, d: Dir<'_>, s: &str) -> Res<KeyDirection> {
-        match s {
-            "0" => Ok(KeyDirection::Normal),
-            "1" => Ok(KeyDirection::Inverse),
-            "bidirectional" | "bi" => Ok(KeyDirection::Bidirectional),
-            x => Err(self.err(d, format!("key direction '{x}' must be 0 or 1"))),
-        }
-    }
-
-    fn mtu(&self, d: Dir<'_>, s: &str) -> Res<u16> {
-        let n: u16 = self.number(d, "MTU", s)?;
-        if n < 576 {
-            return Err(self.err(d, format!("MTU {n} is too small (at least 576)")));
-        }
-        Ok(n)
-    }
-
     fn remote(&self, d: Dir<'_>) -> Res<RemoteLine> {
         self.nargs(d, 1, 3)?;
         self.no_inline(d)?;
@@ -1710,17 +1436,17 @@ impl<'a> Parser<'a> {
         if let Some(f) = self.ca.clone() {
             let b = self.load(&f)?;
             material::check_pem(&b, "CERTIFICATE", "CA certificates")
-                .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?;
+                .map_err(|m| self.file_err(&f, format!("{}: {m}", Ctx::describe(&f))))?;
             self.profile.tls.ca = Some(b);
         }
         match (self.cert.clone(), self.key.clone()) {
             (Some(c), Some(k)) => {
                 let cb = self.load(&c)?;
                 material::check_pem(&cb, "CERTIFICATE", "a certificate")
-                    .map_err(|m| self.file_err(&c, format!("{}: {m}", Self::describe(&c))))?;
+                    .map_err(|m| self.file_err(&c, format!("{}: {m}", Ctx::describe(&c))))?;
                 let kb = self.load(&k)?;
                 material::check_private_key(&kb)
-                    .map_err(|m| self.file_err(&k, format!("{}: {m}", Self::describe(&k))))?;
+                    .map_err(|m| self.file_err(&k, format!("{}: {m}", Ctx::describe(&k))))?;
                 self.profile.tls.cert = Some(cb);
                 self.profile.tls.key = Some(kb);
             }
@@ -1738,13 +1464,13 @@ impl<'a> Parser<'a> {
         if let Some(f) = self.extra_certs.clone() {
             let b = self.load(&f)?;
             material::check_pem(&b, "CERTIFICATE", "certificates")
-                .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?;
+                .map_err(|m| self.file_err(&f, format!("{}: {m}", Ctx::describe(&f))))?;
             self.profile.tls.extra_certs = Some(b);
         }
         if let Some(f) = self.crl.clone() {
             let b = self.load(&f)?;
             if b.iter().all(u8::is_ascii_whitespace) {
-                return Err(self.file_err(&f, format!("{} is empty", Self::describe(&f))));
+                return Err(self.file_err(&f, format!("{} is empty", Ctx::describe(&f))));
             }
             self.profile.tls.crl = Some(b);
         }
@@ -1777,7 +1503,7 @@ impl<'a> Parser<'a> {
         let wrap = match kind {
             WrapKind::Auth | WrapKind::Crypt => {
                 let key = material::static_key(&bytes)
-                    .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?;
+                    .map_err(|m| self.file_err(&f, format!("{}: {m}", Ctx::describe(&f))))?;
                 if kind == WrapKind::Auth {
                     TlsWrap::Auth {
                         key,
@@ -1789,7 +1515,7 @@ impl<'a> Parser<'a> {
             }
             WrapKind::CryptV2 => {
                 let (key, wkc) = material::tls_crypt_v2_client_key(&bytes)
-                    .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?;
+                    .map_err(|m| self.file_err(&f, format!("{}: {m}", Ctx::describe(&f))))?;
                 TlsWrap::CryptV2 { key, wkc }
             }
         };
@@ -1806,18 +1532,11 @@ impl<'a> Parser<'a> {
             Some(f) => {
                 let bytes = zeroize::Zeroizing::new(self.load(&f)?);
                 material::user_pass(&bytes)
-                    .map_err(|m| self.file_err(&f, format!("{}: {m}", Self::describe(&f))))?
+                    .map_err(|m| self.file_err(&f, format!("{}: {m}", Ctx::describe(&f))))?
             }
         });
         Ok(())
     }
-}
-
-/// Whether a directive was recognised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Handled {
-    Yes,
-    Unknown,
 }
 
 /// A profile with every OpenVPN default and nothing else.

@@ -12,5 +12,7 @@ pub mod mssfix;
 pub mod reliable;
 pub mod replay;
 pub mod server;
+#[cfg(test)]
+pub(crate) mod sim;
 pub mod tls;
 pub mod wire;

@@ -803,6 +803,13 @@ impl TlsSession {
         let (_, cert) = X509Certificate::from_der(certs.first()?).ok()?;
         common_name(&cert)
     }
+
+    /// The peer certificate's serial number, in decimal (as OpenVPN's `tls_serial_0`).
+    pub fn peer_serial(&self) -> Option<String> {
+        let certs = self.conn.peer_certificates()?;
+        let (_, cert) = X509Certificate::from_der(certs.first()?).ok()?;
+        Some(cert.tbs_certificate.serial.to_str_radix(10))
+    }
 }
 
 #[cfg(test)]

@@ -16,3 +16,9 @@ pub fn unix_seconds() -> u32 {
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0)
 }
+
+/// Wall-clock time (for logs, status output and script variables).
+#[allow(clippy::disallowed_methods)]
+pub fn wall() -> SystemTime {
+    SystemTime::now()
+}

@@ -9,5 +9,6 @@ pub mod health;
 pub mod netcfg;
 pub mod proxy_driver;
 pub mod rng;
+pub mod server;
 pub mod signals;
 pub mod transport;

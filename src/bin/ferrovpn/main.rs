@@ -110,6 +110,22 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Run an OpenVPN-compatible server from an OpenVPN server configuration (TUN device, or
+    /// --userspace without device or privileges).
+    Serve {
+        /// The server configuration (OpenVPN syntax).
+        config: PathBuf,
+        /// Log level like OpenVPN's --verb (default: the configuration's `verb`).
+        #[arg(long)]
+        verb: Option<u8>,
+        /// No TUN device and no root: clients' TCP/UDP flows leave through this host's sockets.
+        #[arg(long)]
+        userspace: bool,
+        /// --userspace: destinations clients may reach, CIDR[:PORT[-PORT]] (repeatable). Without
+        /// any rule everything but loopback is allowed.
+        #[arg(long, value_name = "CIDR[:PORTS]")]
+        allow: Vec<String>,
+    },
     /// Parse a profile and report what would be used, warnings included.
     Check {
         /// The .ovpn profile.
@@ -223,6 +239,111 @@ fn proxy_options(common: &Common, args: &ProxyArgs) -> Result<ProxyOptions, Stri
     })
 }
 
+fn serve(config: PathBuf, verb: Option<u8>, userspace: bool, allow: Vec<String>) -> ExitCode {
+    use ferrovpn::runtime::server::driver::{self, ServeExit, ServeOptions};
+    use ferrovpn::runtime::server::management::LogRing;
+    let profile = match ferrovpn::config::load_server_profile(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            init_logging(verb.unwrap_or(1));
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log_ring = LogRing::new(1000);
+    init_server_logging(
+        verb.unwrap_or(profile.verb.max(1)),
+        &profile,
+        log_ring.clone(),
+    );
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = ServeOptions {
+        config,
+        userspace,
+        allow,
+        local_services: Vec::new(),
+    };
+    rt.block_on(async move {
+        let stop = match ferrovpn::runtime::signals::stop_on_signals() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        loop {
+            match driver::run(&opts, log_ring.clone(), stop.clone(), None).await {
+                Ok(ServeExit::Stopped) => return ExitCode::SUCCESS,
+                Ok(ServeExit::Restart) => {
+                    tracing::info!("restarting");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    })
+}
+
+/// Logging for `serve`: standard error or the `log`/`log-append` file, and the management
+/// interface's log history.
+fn init_server_logging(
+    verb: u8,
+    profile: &ferrovpn::config::ServerProfile,
+    ring: ferrovpn::runtime::server::management::LogRing,
+) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let level = match verb {
+        0 => "error",
+        1..=3 => "info",
+        4 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROVPN_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "ferrovpn={level},ferrovpn_platform={level},ferrovpn_netstack={level},warn"
+        ))
+    });
+    let file = match &profile.log {
+        Some(ferrovpn::config::LogTarget::File { path, append }) => std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(*append)
+            .truncate(!*append)
+            .open(path)
+            .ok(),
+        _ => None,
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(ferrovpn::runtime::server::log_layer::RingLayer::new(ring));
+    match file {
+        Some(f) => registry
+            .with(fmt.with_ansi(false).with_writer(std::sync::Mutex::new(f)))
+            .init(),
+        None => registry
+            .with(
+                fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -302,6 +423,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Serve {
+            config,
+            verb,
+            userspace,
+            allow,
+        } => serve(config, verb, userspace, allow),
         Command::Check { profile } => {
             init_logging(1);
             match load_profile(&profile) {

@@ -323,7 +323,9 @@ impl Client {
         min(self.ch.next_timeout());
         for (i, ks) in self.ch.keys.iter().enumerate() {
             min(ks.expires);
-            if ks.data.is_some() && !ks.peer_uses && Some(i) != self.tx_key {
+            // Only a key newer than the one we send with can be switched to; an older key the
+            // server never used must not keep a timer in the past.
+            if ks.data.is_some() && !ks.peer_uses && self.tx_key.is_none_or(|t| i > t) {
                 min(ks.installed_at.map(|i| i + KEY_SWITCH_GRACE));
             }
         }

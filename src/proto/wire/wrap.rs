@@ -255,8 +255,8 @@ impl ControlWrap {
         self.wkc().is_some()
     }
 
-    /// Test hook: the next wrap uses packet id `pid` and time `time`.
-    #[cfg(test)]
+    /// The next wrap uses packet id `pid` and time `time` (a server session continuing after
+    /// its stateless reset reply; tests).
     pub(crate) fn set_next_send_pid(&mut self, pid: u32, time: u32) {
         let p = match self {
             Self::None => return,
