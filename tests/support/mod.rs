@@ -12,10 +12,12 @@
 #![allow(dead_code, clippy::disallowed_methods)]
 
 pub mod client;
+pub mod lab_multi;
 pub mod netns;
 pub mod openvpn;
 pub mod pki;
 pub mod proxy;
+pub mod server;
 pub mod traffic;
 
 use std::path::Path;

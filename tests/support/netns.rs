@@ -84,15 +84,22 @@ impl Proc {
     /// Spawns `argv` inside namespace `ns` (via `ip netns exec`, which execs, so the pid is the
     /// program's own) in a new process group, stdout and stderr appended to `log`.
     pub fn spawn_in(name: &str, ns: &str, argv: &[&str], cwd: &Path, log: &Path) -> Proc {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend_from_slice(argv);
+        Proc::spawn_here(name, &full, cwd, log)
+    }
+
+    /// Spawns `argv` in the current namespace (no `ip netns exec`: for tests that need neither
+    /// root nor kernel networking) in a new process group, stdout and stderr appended to `log`.
+    pub fn spawn_here(name: &str, argv: &[&str], cwd: &Path, log: &Path) -> Proc {
         let file = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
         let err = file.try_clone().expect("dup log fd");
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(argv)
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
             .current_dir(cwd)
             // Plain logs: tracing-subscriber colours its output even into a file otherwise.
             .env("NO_COLOR", "1")
@@ -301,6 +308,14 @@ impl Lab {
             run_ok(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
         lab
+    }
+
+    /// Adds one more namespace, `<client_ns>-SUFFIX` (its own resolv.conf, `lo` up), deleted
+    /// with the lab (and swept like the others if the test process dies). Not linked to anything.
+    pub fn add_extra_namespace(&mut self, suffix: &str) -> String {
+        let ns = format!("{}-{suffix}", self.client_ns);
+        self.add_namespace(&ns);
+        ns
     }
 
     fn add_namespace(&mut self, ns: &str) {

@@ -136,13 +136,24 @@ fn parse(log: &str, word: &str) -> Option<(String, u64, f64)> {
 
 /// Runs one transfer and compares the checksums of both directions.
 pub fn transfer(lab: &Lab, t: &Transfer) -> Result<TransferReport, String> {
+    transfer_between(lab, &lab.server_ns, &lab.client_ns, t)
+}
+
+/// Like [`transfer`] between any two namespaces: the sink listens on `t.addr` in `sink_ns`, the
+/// source connects to it from `source_ns`.
+pub fn transfer_between(
+    lab: &Lab,
+    sink_ns: &str,
+    source_ns: &str,
+    t: &Transfer,
+) -> Result<TransferReport, String> {
     let k = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
     let port = (5001 + k).to_string();
     let stall = format!("{}", t.stall.as_secs_f64());
     let start = Instant::now();
     let mut sink = lab.spawn(
         "blast serve",
-        &lab.server_ns,
+        sink_ns,
         &[
             python3(),
             BLAST_PY,
@@ -163,7 +174,7 @@ pub fn transfer(lab: &Lab, t: &Transfer) -> Result<TransferReport, String> {
     );
     let mut src = lab.spawn(
         "blast send",
-        &lab.client_ns,
+        source_ns,
         &[
             python3(),
             BLAST_PY,

@@ -327,6 +327,7 @@ pub async fn run(
         setup_tx,
         out: Vec::with_capacity(2048),
         pkt: Vec::with_capacity(2048),
+        snapshot_dirty: false,
     };
 
     info!("Initialization Sequence Completed");
@@ -393,6 +394,10 @@ pub async fn run(
             }
         }
         core.flush().await;
+        if core.snapshot_dirty {
+            core.snapshot_dirty = false;
+            core.publish(&control);
+        }
     }
     // Tell clients to come back (as explicit-exit-notify on a server), then go.
     core.server.shutdown(clock::now());
@@ -429,6 +434,8 @@ struct Core {
     setup_tx: mpsc::Sender<Decided>,
     out: Vec<u8>,
     pkt: Vec<u8>,
+    /// The client table changed since the management/status snapshot was taken.
+    snapshot_dirty: bool,
 }
 
 impl Core {
@@ -530,6 +537,7 @@ impl Core {
                     });
                 }
                 ServerEvent::Connected { peer_id } => {
+                    self.snapshot_dirty = true;
                     if let Some(m) = self.meta.get(&peer_id) {
                         info!(
                             "[{}] connected{}{}",
@@ -553,6 +561,7 @@ impl Core {
                     reason,
                     was_connected,
                 } => {
+                    self.snapshot_dirty = true;
                     let meta = self.meta.remove(&peer_id);
                     let name = meta
                         .as_ref()
