@@ -669,3 +669,60 @@ fn duplicate_cn() {
     duplicate_cn_case(imp, "duplicate_cn-replace", false);
     duplicate_cn_case(imp, "duplicate_cn-allowed", true);
 }
+
+/// `user nobody` / `group nogroup`: after start-up the server no longer runs as root (every
+/// thread), clients still connect and pass traffic, and at stop the TUN device is gone.
+#[test]
+fn privileges_dropped_after_start() {
+    let tag = "privileges_dropped";
+    let Some(imp) = server_ready(tag, &[]) else {
+        return;
+    };
+    let lab = Lab::new(tag);
+    let pki = pki(&lab, &["client1"], &[]);
+    let wrap = WrapKeys::tls_crypt(&lab.dir);
+    // The unprivileged server must be able to read its files.
+    for dir in [&lab.dir, &pki.dir] {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
+    }
+    for f in fs::read_dir(&pki.dir).expect("pki dir").flatten() {
+        let _ = fs::set_permissions(f.path(), fs::Permissions::from_mode(0o644));
+    }
+    let mut conf = ServerConf::common(&pki, &tunnel_net(&lab), "255.255.255.0");
+    conf.listen(&lab.server_underlay_v4(), Proto::Udp)
+        .line(&wrap.server_line)
+        .line("user nobody")
+        .line("group nogroup");
+    let mut server = Server::start(&lab, imp, &conf);
+    let profile = Profile::new(&lab, Proto::Udp, cert("client1"), Some(&wrap));
+    let _client = connect(&lab, tag, &lab.client_ns, "client1", &profile, &pki);
+    must(
+        tag,
+        "ping",
+        ping(&lab.client_ns, &server_tunnel_addr(&lab), 3),
+    );
+    let pid = server.proc.pid();
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("server tasks");
+    for t in tasks.flatten() {
+        let status = fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let uid = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap_or("Uid: ?")
+            .to_owned();
+        let ids: Vec<&str> = uid.split_whitespace().skip(1).collect();
+        assert!(
+            ids.len() == 4 && ids.iter().all(|i| *i == "65534"),
+            "[{tag}] server thread {:?} still runs as {uid}",
+            t.file_name()
+        );
+    }
+    let t = Transfer::new(&server_tunnel_addr(&lab), 2 * MB, 2 * MB);
+    must(tag, "2 MB each way", transfer(&lab, &t));
+    server.proc.stop();
+    let links = run_ok(&["ip", "-n", &lab.server_ns, "-o", "link", "show"]);
+    assert!(
+        !links.contains("tun"),
+        "[{tag}] a TUN device is left after the server stopped:\n{links}"
+    );
+}

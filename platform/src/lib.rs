@@ -12,14 +12,15 @@
 //! Nothing here knows the OpenVPN protocol; the runtime of the `ferrovpn` crate adapts [`Tun`] to
 //! its packet-device trait and calls the configurators with what the server pushed.
 //!
-//! `unsafe` code is allowed only in a `sys` module (there is none yet): the rest of the crate is
-//! safe Rust.
+//! `unsafe` code is allowed only in the `sys` module (privilege dropping): the rest of the crate
+//! is safe Rust.
 #![deny(unsafe_code)]
 
 mod dns;
 mod error;
 #[cfg(target_os = "linux")]
 mod net_linux;
+pub mod sys;
 #[cfg(target_os = "linux")]
 mod tun_linux;
 

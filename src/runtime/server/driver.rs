@@ -330,6 +330,9 @@ pub async fn run(
         snapshot_dirty: false,
     };
 
+    if profile.user.is_some() || profile.group.is_some() {
+        drop_privileges(&profile, !opts.userspace)?;
+    }
     info!("Initialization Sequence Completed");
     if let Some(r) = ready {
         let _ = r.send(ServeInfo {
@@ -409,6 +412,30 @@ pub async fn run(
     tokio::time::sleep(Duration::from_millis(50)).await;
     core.device.teardown().await;
     Ok(exit)
+}
+
+/// `user`/`group`: after the device and sockets are set up, the process stops running as root;
+/// `CAP_NET_ADMIN` is kept so the routes and addresses can be removed at exit.
+fn drop_privileges(p: &ServerProfile, keep_net_admin: bool) -> Result<(), String> {
+    use ferrovpn_platform::sys::privileges;
+    let (uid, gid) =
+        privileges::drop_privileges(p.user.as_deref(), p.group.as_deref(), keep_net_admin)
+            .map_err(|e| format!("user/group: cannot drop privileges: {e}"))?;
+    if !privileges::all_threads_run_as(uid) {
+        return Err(
+            "user/group: some threads still run with the old user id; refusing to go on".into(),
+        );
+    }
+    info!(
+        "running as user {} (uid {uid}, gid {gid}){}",
+        privileges::user_name(uid).unwrap_or_default(),
+        if keep_net_admin {
+            ", keeping CAP_NET_ADMIN for the clean-up at exit"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 fn status_version(v: u8) -> StatusVersion {
