@@ -726,3 +726,92 @@ fn privileges_dropped_after_start() {
         "[{tag}] a TUN device is left after the server stopped:\n{links}"
     );
 }
+
+/// `auth-gen-token`: alice authenticates once with the script; after `kill alice` her client
+/// reconnects with the pushed token instead of the password, and the script is not run again.
+#[test]
+fn auth_gen_token_replaces_the_password_on_reconnect() {
+    let tag = "auth_gen_token";
+    let Some(imp) = server_ready(tag, &[]) else {
+        return;
+    };
+    let lab = Lab::new(tag);
+    let pki = pki(&lab, &[], &[]);
+    let wrap = WrapKeys::tls_crypt(&lab.dir);
+    let script = lab.dir.join("check.sh");
+    let runs = lab.dir.join("check.runs");
+    fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+echo run >> {}
+u=$(sed -n 1p "$1")
+p=$(sed -n 2p "$1")
+[ "$u" = alice ] && [ "$p" = secret ]
+"#,
+            runs.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut conf = ServerConf::common(&pki, &tunnel_net(&lab), "255.255.255.0");
+    conf.listen(&lab.server_underlay_v4(), Proto::Udp)
+        .line(&wrap.server_line)
+        .line("script-security 2")
+        .line(format!(
+            "auth-user-pass-verify {} via-file",
+            script.display()
+        ))
+        .line("verify-client-cert none")
+        .line("username-as-common-name")
+        .line("auth-gen-token")
+        .line(format!("management 127.0.0.1 {MGMT_PORT}"));
+    let server = Server::start(&lab, imp, &conf);
+    let alice = Profile::new(
+        &lab,
+        Proto::Udp,
+        ClientAuth::UserPass("alice".into(), "secret".into()),
+        Some(&wrap),
+    );
+    let mut client = connect(&lab, tag, &lab.client_ns, "alice", &alice, &pki);
+    must(
+        tag,
+        "status 2 lists alice",
+        server.wait_client_list("alice", Duration::from_secs(10), |l| {
+            l.iter().any(|e| e.cn == "alice" && !e.virt.is_empty())
+        }),
+    );
+    let count_runs = || {
+        fs::read_to_string(&runs)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(
+        count_runs(),
+        1,
+        "[{tag}] the script ran {} times",
+        count_runs()
+    );
+    let reply = must(tag, "kill alice", server.management("kill alice"));
+    assert!(reply.contains("SUCCESS"), "[{tag}] kill answered {reply:?}");
+    must(
+        tag,
+        "alice reconnects",
+        client.wait_connected(2, Duration::from_secs(30)),
+    );
+    must(
+        tag,
+        "ping after the reconnect",
+        ping_until(
+            &lab.client_ns,
+            &server_tunnel_addr(&lab),
+            Duration::from_secs(10),
+        ),
+    );
+    assert_eq!(
+        count_runs(),
+        1,
+        "[{tag}] the script ran again on the reconnect: the token was not used"
+    );
+}

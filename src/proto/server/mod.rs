@@ -2,6 +2,7 @@
 //! sockets, with a stateless cookie handshake, peer-id routing (float), an internal routing
 //! table (tunnel addresses and `iroute`s) and client-to-client forwarding.
 
+pub mod auth_token;
 mod config;
 mod cookie;
 mod link;

@@ -283,7 +283,18 @@ pub async fn run(
     }
     let persist_names = profile.ifconfig_pool_persist.is_some();
     let scripts = ScriptRunner::new(profile.script_security, Duration::from_secs(30));
+    let tokens = profile
+        .auth_gen_token
+        .map(|_| match &profile.auth_gen_token_secret {
+            Some(k) => crate::proto::server::auth_token::TokenKey::new(k.hmac()),
+            None => {
+                let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+                (rng::system_rng())(&mut secret[..]);
+                crate::proto::server::auth_token::TokenKey::new(&secret[..])
+            }
+        });
     let ctx = Arc::new(SetupContext {
+        tokens,
         profile: profile.clone(),
         scripts: scripts.clone(),
         info: ServerScriptInfo {

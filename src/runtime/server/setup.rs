@@ -13,10 +13,14 @@ use super::scripts::{
     CertInfo, ClientScriptInfo, ScriptCmd, ScriptEnv, ScriptRunner, ServerScriptInfo, Via,
 };
 use crate::config::{CcdEntry, CredentialsVia, ServerProfile, Topology, parse_ccd};
+use crate::proto::server::auth_token::{TOKEN_PREFIX, TokenError, TokenKey, TokenPolicy};
 use crate::proto::server::{AuthRequest, PeerSetup};
+use crate::runtime::clock;
 
 /// What the server knows to decide on clients.
 pub struct SetupContext {
+    /// `auth-gen-token` key (None without `auth-gen-token`).
+    pub tokens: Option<TokenKey>,
     /// The configuration.
     pub profile: Arc<ServerProfile>,
     /// Script runner (`script-security`).
@@ -32,6 +36,24 @@ pub struct Decision {
     pub common_name: String,
     /// CCD file and `client-connect` output, merged.
     pub ccd: CcdEntry,
+    /// `auth-gen-token`: the token to push (None without).
+    pub auth_token: Option<String>,
+}
+
+/// How long tokens live: `auth-gen-token LIFETIME RENEWAL` (an issued token is good for two
+/// renewal periods, the renewal period defaulting to `reneg-sec`).
+fn token_policy(p: &ServerProfile) -> Option<TokenPolicy> {
+    let g = p.auth_gen_token?;
+    let renewal = g
+        .renewal
+        .filter(|r| !r.is_zero())
+        .unwrap_or(p.reneg_sec)
+        .as_secs();
+    let validity = if renewal == 0 { 86_400 } else { renewal * 2 };
+    Some(TokenPolicy {
+        lifetime: g.lifetime.filter(|l| !l.is_zero()).map(|l| l.as_secs()),
+        validity,
+    })
 }
 
 /// A client's name for CCD lookups and logs.
@@ -116,7 +138,32 @@ pub async fn decide(
             Err(e) => return refuse(e.to_string()),
         }
     }
-    if let Some(v) = &p.auth_user_pass_verify {
+    let now_unix = u64::from(clock::unix_seconds());
+    let mut token_initial = None;
+    if let (Some(policy), Some(key)) = (token_policy(p), &ctx.tokens)
+        && req.password.starts_with(TOKEN_PREFIX)
+    {
+        match key.verify(&req.password, &req.username, now_unix, policy) {
+            Ok(initial) => token_initial = Some(initial),
+            Err(TokenError::Expired) => {
+                return Err((
+                    "SESSION: session token expired".into(),
+                    format!("user '{}': session token expired", req.username),
+                ));
+            }
+            Err(e) => {
+                return Err((
+                    "SESSION: session token not valid".into(),
+                    format!("user '{}': {e}", req.username),
+                ));
+            }
+        }
+    }
+    if let Some(v) = p
+        .auth_user_pass_verify
+        .as_ref()
+        .filter(|_| token_initial.is_none())
+    {
         let cmd = ScriptCmd::parse(&v.command).map_err(|e| (String::new(), e.to_string()))?;
         let via = match v.method {
             CredentialsVia::Env => Via::Env,
@@ -171,9 +218,16 @@ pub async fn decide(
             return refuse(format!("client-connect disabled '{name}'"));
         }
     }
+    let auth_token = match (&ctx.tokens, token_policy(p)) {
+        (Some(key), Some(_)) if !req.username.is_empty() => {
+            Some(key.issue(&req.username, token_initial.unwrap_or(now_unix), now_unix))
+        }
+        _ => None,
+    };
     Ok(Decision {
         common_name: name,
         ccd,
+        auth_token,
     })
 }
 
@@ -254,6 +308,9 @@ pub fn peer_setup(
     }
     if let Some((addr, second)) = v4 {
         push.push(format!("ifconfig {addr} {second}"));
+    }
+    if let Some(t) = &decision.auth_token {
+        push.push(format!("auth-token {t}"));
     }
     if let (Some(a), Some(t)) = (v6, profile.tunnel_v6) {
         let bits = ccd
