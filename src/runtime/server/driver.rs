@@ -449,6 +449,17 @@ fn drop_privileges(p: &ServerProfile, keep_net_admin: bool) -> Result<(), String
     Ok(())
 }
 
+/// Where to send a datagram for `client` from a socket bound to `local`: dual-stack (IPv6)
+/// sockets reach IPv4 clients through IPv4-mapped addresses.
+fn udp_destination(client: SocketAddr, local: Option<SocketAddr>) -> SocketAddr {
+    match (client, local) {
+        (SocketAddr::V4(a), Some(SocketAddr::V6(_))) => {
+            SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port())
+        }
+        (a, _) => a,
+    }
+}
+
 fn status_version(v: u8) -> StatusVersion {
     match v {
         2 => StatusVersion::V2,
@@ -525,7 +536,10 @@ impl Core {
             None => {
                 let idx = self.udp_of.get(&link.addr).copied().unwrap_or(0);
                 if let Some(s) = self.udp.get(idx) {
-                    let _ = s.send_to(data, link.addr).await;
+                    let to = udp_destination(link.addr, s.local_addr().ok());
+                    if let Err(e) = s.send_to(data, to).await {
+                        debug!("udp send to {to}: {e}");
+                    }
                 }
             }
         }
@@ -850,5 +864,24 @@ impl Core {
         {
             warn!("ifconfig-pool-persist {}: {e}", pp.path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_clients_of_a_dual_stack_socket_get_mapped_addresses() {
+        let v4: SocketAddr = "198.18.0.2:5000".parse().unwrap();
+        let any6: SocketAddr = "[::]:1194".parse().unwrap();
+        let any4: SocketAddr = "0.0.0.0:1194".parse().unwrap();
+        assert_eq!(
+            udp_destination(v4, Some(any6)),
+            "[::ffff:198.18.0.2]:5000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(udp_destination(v4, Some(any4)), v4);
+        let v6: SocketAddr = "[2001:db8::2]:5000".parse().unwrap();
+        assert_eq!(udp_destination(v6, Some(any6)), v6);
     }
 }
