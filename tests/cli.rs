@@ -1,5 +1,5 @@
 //! Black-box tests of the `ferrovpn` command line that need no root and no network beyond
-//! loopback: profile errors, `check`, and giving up after `connect-retry-max`.
+//! loopback: profile errors, `check`, giving up after `connect-retry-max`, and `demo --check`.
 
 #![allow(clippy::disallowed_methods)] // real processes, real time
 
@@ -105,4 +105,47 @@ fn gives_up_after_connect_retry_max_with_a_reason() {
     );
     assert!(err.contains("no answer from the server"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `ferrovpn demo --check`: PKI, userspace server, proxy client and the page fetched through the
+/// tunnel, in one process. Run as `nobody` when the tests run as root, so it is shown to need
+/// neither root nor a TUN device.
+#[test]
+fn demo_check_fetches_the_page_through_the_tunnel_without_privileges() {
+    let as_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let args = [
+        "demo",
+        "--check",
+        "--socks5",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+    ];
+    let mut cmd = if as_root && Path::new("/usr/bin/setpriv").exists() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--",
+            bin(),
+        ]);
+        c
+    } else {
+        Command::new(bin())
+    };
+    let start = Instant::now();
+    let out = cmd.args(args).output().expect("run ferrovpn demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo --check failed ({:?}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("demo check passed"), "{stdout}\n{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(30));
 }

@@ -4,6 +4,7 @@
 pub mod client_driver;
 pub mod clock;
 pub mod credentials;
+pub mod demo;
 pub mod device;
 pub mod health;
 pub mod netcfg;

@@ -315,11 +315,12 @@ impl Shard {
 
     /// After any input to client `i`: send what it has, handle its events, re-arm its timer.
     fn service(&mut self, i: usize, now: Instant) {
-        let Some(client) = self.slots[i].client.as_mut() else {
+        let slot = &mut self.slots[i];
+        let Some(client) = slot.client.as_mut() else {
             return;
         };
         while client.poll_transmit(now, &mut self.out) {
-            send(&self.slots[i].sock, &self.out, &mut self.res.send_errors);
+            send(&slot.sock, &self.out, &mut self.res.send_errors);
         }
         let mut closed = None;
         let mut connected = None;

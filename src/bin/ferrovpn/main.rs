@@ -110,6 +110,22 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// A server and a client in this process, no root and no device: prints proxy addresses
+    /// and a curl command that fetches a page through the tunnel; Ctrl-C stops.
+    Demo {
+        /// Fetch the page through the tunnel once, print the result and exit 0 (ok) or 1.
+        #[arg(long)]
+        check: bool,
+        /// SOCKS5 listener (default 127.0.0.1:1080; port 0 picks a free one).
+        #[arg(long, value_name = "ADDR")]
+        socks5: Option<SocketAddr>,
+        /// HTTP proxy listener (default 127.0.0.1:8080; port 0 picks a free one).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<SocketAddr>,
+        /// Log level like OpenVPN's --verb (default 0: errors only).
+        #[arg(long)]
+        verb: Option<u8>,
+    },
     /// Run an OpenVPN-compatible server from an OpenVPN server configuration (TUN device, or
     /// --userspace without device or privileges).
     Serve {
@@ -236,6 +252,48 @@ fn proxy_options(common: &Common, args: &ProxyArgs) -> Result<ProxyOptions, Stri
         wait_timeout: Duration::from_secs(args.wait_timeout),
         connect: connect_options(common),
         ..ProxyOptions::default()
+    })
+}
+
+fn demo(
+    check: bool,
+    socks5: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    verb: Option<u8>,
+) -> ExitCode {
+    use ferrovpn::runtime::demo::{self, DemoOptions};
+    init_logging(verb.unwrap_or(0));
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = DemoOptions {
+        check,
+        socks5,
+        http,
+    };
+    rt.block_on(async move {
+        let stop = match ferrovpn::runtime::signals::stop_on_signals() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match demo::run(opts, stop).await {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("demo: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 
@@ -423,6 +481,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Demo {
+            check,
+            socks5,
+            http,
+            verb,
+        } => demo(check, socks5, http, verb),
         Command::Serve {
             config,
             verb,
