@@ -815,3 +815,81 @@ p=$(sed -n 2p "$1")
         "[{tag}] the script ran again on the reconnect: the token was not used"
     );
 }
+
+/// `ferrovpn genkey`: a tls-crypt-v2 server key and client key made by ferrovpn, used by the
+/// reference `openvpn` 2.6 on both ends (server and client); and a client key OpenVPN made from
+/// ferrovpn's server key, used against `ferrovpn serve`. Keys cross both ways.
+#[test]
+fn keys_made_by_ferrovpn_genkey_work_in_openvpn() {
+    let tag = "genkey_interop";
+    let Some(_) = server_ready(tag, &[]) else {
+        return;
+    };
+    for (i, server_imp) in [ServerImpl::OpenVpn, ServerImpl::Ferrovpn]
+        .into_iter()
+        .enumerate()
+    {
+        let sub = format!("{tag}{i}");
+        let lab = Lab::new(&sub);
+        let pki = pki(&lab, &["client1"], &[]);
+        let bin = support::client::ferrovpn_bin().expect("ferrovpn binary");
+        let srv = lab.dir.join("fv-srv.key");
+        let cli = lab.dir.join("cli.key");
+        let run = |prog: &std::path::Path, args: &[&str]| {
+            let out = std::process::Command::new(prog)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "[{sub}] {prog:?} {args:?}: {out:?}");
+        };
+        run(
+            &bin,
+            &["genkey", "tls-crypt-v2-server", srv.to_str().unwrap()],
+        );
+        if server_imp == ServerImpl::OpenVpn {
+            let args = [
+                "genkey",
+                "tls-crypt-v2-client",
+                cli.to_str().unwrap(),
+                "--server-key",
+            ];
+            run(&bin, &[&args[..], &[srv.to_str().unwrap()]].concat());
+        } else {
+            run(
+                std::path::Path::new("openvpn"),
+                &[
+                    "--tls-crypt-v2",
+                    srv.to_str().unwrap(),
+                    "--genkey",
+                    "tls-crypt-v2-client",
+                    cli.to_str().unwrap(),
+                ],
+            );
+        }
+        let wrap = WrapKeys {
+            server_line: format!("tls-crypt-v2 {}", srv.display()),
+            client_tag: "tls-crypt-v2",
+            client_key: cli.clone(),
+        };
+        let mut conf = ServerConf::common(&pki, &tunnel_net(&lab), "255.255.255.0");
+        conf.listen(&lab.server_underlay_v4(), Proto::Udp)
+            .line(&wrap.server_line);
+        let _server = Server::start(&lab, server_imp, &conf);
+        let profile = Profile::new(&lab, Proto::Udp, cert("client1"), Some(&wrap));
+        let _client = connect(&lab, &sub, &lab.client_ns, "client1", &profile, &pki);
+        must(
+            &sub,
+            "ping",
+            ping(&lab.client_ns, &server_tunnel_addr(&lab), 2),
+        );
+        eprintln!(
+            "[{sub}] {} server, {} client key from ferrovpn's server key: connected",
+            server_imp.name(),
+            if server_imp == ServerImpl::OpenVpn {
+                "ferrovpn's"
+            } else {
+                "openvpn's"
+            }
+        );
+    }
+}

@@ -9,6 +9,7 @@
 //! [`parse_ccd`] reads client-config-dir files and `client-connect` output into a [`CcdEntry`].
 
 mod directive;
+mod keyfile;
 mod lexer;
 mod material;
 mod parser;
@@ -16,6 +17,7 @@ mod profile;
 mod server_parser;
 mod server_profile;
 
+pub use keyfile::{KeyKind, generate as generate_key, pem as pem_block, static_key_file};
 pub(crate) use lexer::tokenize;
 pub use parser::{FileLoader, FsLoader, ProfileError, load_profile, parse_profile};
 pub use profile::*;

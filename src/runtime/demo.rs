@@ -109,21 +109,6 @@ fn make_pki(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A random key in OpenVPN's static key file format (tls-crypt).
-fn static_key_text() -> String {
-    let mut key = zeroize::Zeroizing::new([0u8; 256]);
-    (super::rng::system_rng())(&mut key[..]);
-    let mut s = String::from(
-        "#\n# 2048 bit OpenVPN static key (ferrovpn demo)\n#\n-----BEGIN OpenVPN Static key V1-----\n",
-    );
-    for chunk in key.chunks(16) {
-        s.push_str(&hex::encode(chunk));
-        s.push('\n');
-    }
-    s.push_str("-----END OpenVPN Static key V1-----\n");
-    s
-}
-
 const PAGE: &str = "<!doctype html>\n<html><head><title>ferrovpn demo</title></head><body>\n\
 <h1>Hello from inside the tunnel</h1>\n<p>You reached this page through a ferrovpn tunnel: \
 a proxy-mode client and a userspace server in one process, no root and no network device.</p>\n\
@@ -210,7 +195,14 @@ pub async fn run(opts: DemoOptions, mut signals: watch::Receiver<bool>) -> Resul
     let tmp = TempDir::new()?;
     let dir = &tmp.0;
     make_pki(dir)?;
-    write(dir, "tc.key", &static_key_text())?;
+    let tc = crate::config::generate_key(
+        crate::config::KeyKind::Secret,
+        &*super::rng::system_rng(),
+        None,
+        None,
+        0,
+    )?;
+    write(dir, "tc.key", &tc)?;
     let port = free_udp_port()?;
     let server_conf = write(
         dir,

@@ -126,6 +126,20 @@ enum Command {
         #[arg(long)]
         verb: Option<u8>,
     },
+    /// Make a key file in OpenVPN's format: secret (tls-auth/tls-crypt), tls-crypt-v2-server,
+    /// tls-crypt-v2-client (with --server-key), auth-token. FILE `-` writes to standard output.
+    Genkey {
+        /// secret | tls-crypt-v2-server | tls-crypt-v2-client | auth-token
+        kind: String,
+        /// Output file (created with mode 0600; never overwritten), or `-`.
+        file: String,
+        /// tls-crypt-v2-client: the server key that wraps it.
+        #[arg(long, value_name = "FILE")]
+        server_key: Option<PathBuf>,
+        /// tls-crypt-v2-client: user metadata the server sees (default: the creation time).
+        #[arg(long)]
+        metadata: Option<String>,
+    },
     /// Run an OpenVPN-compatible server from an OpenVPN server configuration (TUN device, or
     /// --userspace without device or privileges).
     Serve {
@@ -253,6 +267,40 @@ fn proxy_options(common: &Common, args: &ProxyArgs) -> Result<ProxyOptions, Stri
         connect: connect_options(common),
         ..ProxyOptions::default()
     })
+}
+
+fn genkey(
+    kind: &str,
+    file: &str,
+    server_key: Option<PathBuf>,
+    metadata: Option<String>,
+) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let kind: ferrovpn::config::KeyKind = kind.parse()?;
+    let server = match &server_key {
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let text = ferrovpn::config::generate_key(
+        kind,
+        &*ferrovpn::runtime::rng::system_rng(),
+        server.as_deref(),
+        metadata.as_deref().map(str::as_bytes),
+        u64::from(ferrovpn::runtime::clock::unix_seconds()),
+    )?;
+    if file == "-" {
+        print!("{text}");
+        return Ok(());
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(|e| format!("{file}: {e}"))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{file}: {e}"))
 }
 
 fn demo(
@@ -481,6 +529,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Genkey {
+            kind,
+            file,
+            server_key,
+            metadata,
+        } => match genkey(&kind, &file, server_key, metadata) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("genkey: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Demo {
             check,
             socks5,
