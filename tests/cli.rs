@@ -149,3 +149,46 @@ fn demo_check_fetches_the_page_through_the_tunnel_without_privileges() {
     assert!(stdout.contains("demo check passed"), "{stdout}\n{stderr}");
     assert!(start.elapsed() < Duration::from_secs(30));
 }
+
+/// `check` tells a server configuration from a client profile, reports errors with file and
+/// line and exit 1, and has a JSON form for tools.
+#[test]
+fn check_reads_server_configs_and_reports_errors_as_json() {
+    let dir = tempdir("check-server");
+    let v = vectors();
+    let conf = dir.join("server.conf");
+    let base = format!(
+        "port 1194\nproto udp\ndev tun\nserver 198.18.5.0 255.255.255.0\ntopology subnet\nca {}\ncert {}\nkey {}\ndh none\nkeepalive 10 60\n",
+        v.join("ca.crt").display(),
+        v.join("client.crt").display(),
+        v.join("client.key").display()
+    );
+    std::fs::write(&conf, &base).unwrap();
+    let out = Command::new(bin())
+        .arg("check")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("server configuration") && text.contains("198.18.5.1/24"),
+        "{text}"
+    );
+    std::fs::write(&conf, format!("{base}remote 198.18.5.9\n")).unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--json"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("\"kind\":\"server\"")
+            && text.contains("\"ok\":false")
+            && text.contains("\"line\":11")
+            && text.contains("\"directive\":\"remote\""),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

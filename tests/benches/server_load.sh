@@ -280,7 +280,14 @@ wait_server() {
     return 1
 }
 
-declare -A RESULT HWM CPU CPU_LOAD
+# udp_drops NS: the namespace's UDP receive-buffer overflows so far (RcvbufErrors).
+udp_drops() {
+    ip netns exec "$1" cat /proc/net/snmp 2>/dev/null | awk '
+        $1 == "Udp:" && !h { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1; next }
+        $1 == "Udp:" && h { print $c + 0; exit }'
+}
+
+declare -A RESULT HWM CPU CPU_LOAD DROPS_S DROPS_C
 run_one() {
     local impl=$1 slog=$WORK/$impl-server.log llog=$WORK/$impl-load.log pid need_addr=1 c0 c1 rc=0
     : >"$slog"
@@ -304,6 +311,9 @@ run_one() {
     fi
     sleep 0.5
     c0=$(cpu_seconds "$pid")
+    local ds0 dc0
+    ds0=$(udp_drops "$NS_S")
+    dc0=$(udp_drops "$NS_C")
     log "$impl: $CLIENTS clients at $RATE/s, hold ${DURATION}s (server pid $pid)"
     spawn "load ($impl)" "$NS_C" "$llog" "$LOAD_BIN" --profile "$PROFILE" --clients "$CLIENTS" \
         --rate "$RATE" --duration "$DURATION" --connect-timeout "$CONNECT_TIMEOUT" \
@@ -312,6 +322,8 @@ run_one() {
     wait "$lpid" || rc=$?
     unset "RUNNING[$lpid]"
     c1=$(cpu_seconds "$pid")
+    DROPS_S[$impl]=$(($(udp_drops "$NS_S") - ds0))
+    DROPS_C[$impl]=$(($(udp_drops "$NS_C") - dc0))
     HWM[$impl]=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
     CPU[$impl]=$c1
     CPU_LOAD[$impl]=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
@@ -327,6 +339,7 @@ run_one() {
     fi
     echo "   ${RESULT[$impl]}"
     echo "   server: VmHWM ${HWM[$impl]} KiB, CPU ${CPU_LOAD[$impl]} s during the load (${CPU[$impl]} s total)"
+    echo "   UDP receive-buffer drops: server namespace ${DROPS_S[$impl]}, client namespace ${DROPS_C[$impl]}"
     sleep 1
 }
 
@@ -345,7 +358,7 @@ echo
 echo "== server load: $CLIENTS clients, $RATE handshakes/s offered, hold ${DURATION}s, $SHARDS shard(s), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 for impl in "${ORDER[@]}"; do
     [[ -n ${RESULT[$impl]:-} ]] || continue
-    echo "${RESULT[$impl]} server_hwm_kib=${HWM[$impl]} server_cpu_s=${CPU_LOAD[$impl]}"
+    echo "${RESULT[$impl]} server_hwm_kib=${HWM[$impl]} server_cpu_s=${CPU_LOAD[$impl]} server_udp_drops=${DROPS_S[$impl]} client_udp_drops=${DROPS_C[$impl]}"
 done
 if [[ -n ${RESULT[ferrovpn]:-} && -n ${RESULT[openvpn]:-} ]]; then
     f=${RESULT[ferrovpn]} o=${RESULT[openvpn]}

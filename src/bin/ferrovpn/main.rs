@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+mod check;
 use ferrovpn::config::{Profile, load_profile};
 use ferrovpn::proto::client::Credentials;
 use ferrovpn::runtime::client_driver::{self, ConnectOptions, Outcome};
@@ -156,10 +158,17 @@ enum Command {
         #[arg(long, value_name = "CIDR[:PORTS]")]
         allow: Vec<String>,
     },
-    /// Parse a profile and report what would be used, warnings included.
+    /// Parse a client profile or a server configuration and report the resolved settings,
+    /// warnings and errors with file and line (exit 0: no errors, 1: errors).
     Check {
-        /// The .ovpn profile.
-        profile: PathBuf,
+        /// The .ovpn profile or server configuration.
+        file: PathBuf,
+        /// Read FILE as a server configuration (otherwise told apart by its directives).
+        #[arg(long)]
+        server: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -553,32 +562,6 @@ fn main() -> ExitCode {
             userspace,
             allow,
         } => serve(config, verb, userspace, allow),
-        Command::Check { profile } => {
-            init_logging(1);
-            match load_profile(&profile) {
-                Ok(p) => {
-                    for w in &p.warnings {
-                        println!("warning: {w}");
-                    }
-                    println!("{}: OK", profile.display());
-                    for r in &p.remotes {
-                        println!("  remote {} {} {:?}", r.host, r.port, r.proto);
-                    }
-                    println!(
-                        "  data-ciphers {}",
-                        p.data_ciphers
-                            .iter()
-                            .map(|c| c.name())
-                            .collect::<Vec<_>>()
-                            .join(":")
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Check { file, server, json } => check::run(&file, server, json),
     }
 }
