@@ -192,3 +192,95 @@ fn check_reads_server_configs_and_reports_errors_as_json() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `profiles import` makes a self-contained copy (files inlined, mode 0600); `exec NAME` finds it
+/// by name and connects to a `serve --userspace` server on loopback; `remove` deletes it.
+#[test]
+fn stored_profiles_are_self_contained_and_usable_by_name() {
+    let dir = tempdir("profiles");
+    let store = dir.join("store");
+    let v = vectors();
+    let work = dir.join("src");
+    std::fs::create_dir_all(&work).unwrap();
+    for f in [
+        "ca.crt",
+        "client.crt",
+        "client.key",
+        "server.crt",
+        "server.key",
+        "ta.key",
+    ] {
+        std::fs::copy(v.join(f), work.join(f)).unwrap();
+    }
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        work.join("server.conf"),
+        format!(
+            "local 127.0.0.1\nport {port}\nproto udp4\ndev tun\ntopology subnet\nserver 198.18.66.0 255.255.255.0\nca ca.crt\ncert server.crt\nkey server.key\ndh none\ntls-crypt ta.key\nkeepalive 10 60\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("office.ovpn"),
+        format!(
+            "client\ndev tun\nproto udp4\nremote 127.0.0.1 {port}\nnobind\nca ca.crt\ncert client.crt\nkey client.key\nremote-cert-tls server\ntls-crypt ta.key\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .env("FERROVPN_PROFILES_DIR", &store)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "profiles",
+        "import",
+        work.join("office.ovpn").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stored = store.join("office.ovpn");
+    let text = std::fs::read_to_string(&stored).unwrap();
+    assert!(text.contains("<ca>") && text.contains("<tls-crypt>") && !text.contains("ca ca.crt"));
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The source files can go: the stored profile does not need them.
+    for f in ["ca.crt", "client.crt", "client.key", "ta.key"] {
+        let _ = std::fs::rename(work.join(f), work.join(format!("{f}.moved")));
+    }
+    std::fs::copy(work.join("ca.crt.moved"), work.join("ca.crt")).unwrap();
+    std::fs::copy(work.join("ta.key.moved"), work.join("ta.key")).unwrap();
+    let list = run(&["profiles", "list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("office\t127.0.0.1"),
+        "{list:?}"
+    );
+    let mut server = Command::new(bin())
+        .args(["serve", "--userspace", "server.conf"])
+        .current_dir(&work)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let out = run(&["exec", "office", "--", "true"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        out.status.success(),
+        "exec by profile name failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(run(&["profiles", "remove", "office"]).status.success());
+    assert!(!stored.exists());
+    assert!(!run(&["profiles", "show", "office"]).status.success());
+    let _ = std::fs::remove_dir_all(dir);
+}

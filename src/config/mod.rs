@@ -9,6 +9,7 @@
 //! [`parse_ccd`] reads client-config-dir files and `client-connect` output into a [`CcdEntry`].
 
 mod directive;
+mod inline;
 mod keyfile;
 mod lexer;
 mod material;
@@ -17,6 +18,7 @@ mod profile;
 mod server_parser;
 mod server_profile;
 
+pub use inline::inline_profile;
 pub use keyfile::{KeyKind, generate as generate_key, pem as pem_block, static_key_file};
 pub(crate) use lexer::tokenize;
 pub use parser::{FileLoader, FsLoader, ProfileError, load_profile, parse_profile};

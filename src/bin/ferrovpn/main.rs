@@ -72,7 +72,7 @@ struct ProxyArgs {
 enum Command {
     /// Connect with an .ovpn profile in tunnel mode (TUN device; needs root or CAP_NET_ADMIN).
     Connect {
-        /// The .ovpn profile.
+        /// The .ovpn profile, or the name of a stored profile.
         profile: PathBuf,
         #[command(flatten)]
         common: Common,
@@ -128,6 +128,12 @@ enum Command {
         #[arg(long)]
         verb: Option<u8>,
     },
+    /// The profile store: imported profiles (files inlined) that connect/proxy/exec accept by
+    /// name.
+    Profiles {
+        #[command(subcommand)]
+        cmd: ProfilesCmd,
+    },
     /// Make a key file in OpenVPN's format: secret (tls-auth/tls-crypt), tls-crypt-v2-server,
     /// tls-crypt-v2-client (with --server-key), auth-token. FILE `-` writes to standard output.
     Genkey {
@@ -172,6 +178,69 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum ProfilesCmd {
+    /// Store FILE (checked, with the files it refers to inlined) as NAME.
+    Import {
+        /// The .ovpn profile.
+        file: PathBuf,
+        /// Name to store it under (default: the file name without .ovpn).
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace a stored profile of that name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List stored profiles and their remotes.
+    List,
+    /// Print a stored profile.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Remove a stored profile.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+}
+
+fn profiles_cmd(cmd: ProfilesCmd) -> ExitCode {
+    use ferrovpn::runtime::profiles;
+    let dir = profiles::store_dir();
+    let r = match cmd {
+        ProfilesCmd::Import {
+            file,
+            name,
+            replace,
+        } => profiles::import(&dir, &file, name.as_deref(), replace)
+            .map(|p| println!("stored as {}", p.display())),
+        ProfilesCmd::List => {
+            for (name, remotes) in profiles::list(&dir) {
+                println!("{name}\t{}", remotes.join(", "));
+            }
+            Ok(())
+        }
+        ProfilesCmd::Show { name } => match profiles::find(&dir, &name) {
+            Some(p) => std::fs::read_to_string(&p)
+                .map(|t| print!("{t}"))
+                .map_err(|e| format!("{}: {e}", p.display())),
+            None => Err(format!(
+                "no stored profile named '{name}' (in {})",
+                dir.display()
+            )),
+        },
+        ProfilesCmd::Remove { name } => profiles::remove(&dir, &name),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("profiles: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn init_logging(verb: u8) {
     let level = match verb {
         0 => "error",
@@ -197,6 +266,7 @@ fn prepare(
     profile: &std::path::Path,
     verb: Option<u8>,
 ) -> Result<(Profile, Option<Credentials>), ExitCode> {
+    let profile = &ferrovpn::runtime::profiles::resolve(profile);
     let p = match load_profile(profile) {
         Ok(p) => p,
         Err(e) => {
@@ -538,6 +608,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Profiles { cmd } => profiles_cmd(cmd),
         Command::Genkey {
             kind,
             file,
