@@ -403,3 +403,49 @@ async fn shutdown_resets_connections() {
         .expect("host side not closed")
         .unwrap();
 }
+
+/// ICMP echo to the server's own tunnel address is answered by the exit itself.
+#[tokio::test]
+async fn echo_to_the_servers_address_is_answered() {
+    use ferrovpn_netstack::exit::{ExitConfig, spawn_exit};
+    let (_h, mut pipe) = spawn_exit(ExitConfig {
+        addresses: vec!["198.18.100.1/24".parse().unwrap()],
+        ..ExitConfig::default()
+    });
+    // IPv4 header + ICMP echo request (id 0x1234, seq 1, 8 bytes of payload).
+    let mut icmp = vec![8u8, 0, 0, 0, 0x12, 0x34, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8];
+    let sum = inet_checksum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let total = (20 + icmp.len()) as u16;
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0, 198, 18, 100, 2, 198, 18, 100, 1,
+    ];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    let hsum = inet_checksum(&ip);
+    ip[10..12].copy_from_slice(&hsum.to_be_bytes());
+    ip.extend_from_slice(&icmp);
+    pipe.inbound
+        .send(bytes::BytesMut::from(&ip[..]))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(2), pipe.outbound.recv())
+        .await
+        .expect("no echo reply within 2 s")
+        .expect("exit stopped");
+    assert_eq!(reply[9], 1, "not ICMP: {reply:?}");
+    assert_eq!(&reply[12..16], &[198, 18, 100, 1]);
+    assert_eq!(&reply[16..20], &[198, 18, 100, 2]);
+    assert_eq!(reply[20], 0, "not an echo reply: {reply:?}");
+}
+
+fn inet_checksum(b: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in b.chunks(2) {
+        let w = u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]);
+        sum += u32::from(w);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}

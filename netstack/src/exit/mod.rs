@@ -703,6 +703,8 @@ async fn run(
             let mut inner = shared.lock();
             let now = shared.now();
             Counters::add(&shared.counters.packets_in, batch.len() as u64);
+            // Replies made while taking packets in (ICMP echo, RSTs) need room to go out too.
+            inner.device.tx_budget = budget;
             for p in batch.drain(..) {
                 inner.ingest(&shared, p, now);
             }
