@@ -8,6 +8,7 @@ pub mod demo;
 pub mod device;
 pub mod health;
 pub mod netcfg;
+pub mod pki;
 pub mod profiles;
 pub mod proxy_driver;
 pub mod rng;

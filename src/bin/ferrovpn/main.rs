@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 mod check;
+mod pki_cmd;
 use ferrovpn::config::{Profile, load_profile};
 use ferrovpn::proto::client::Credentials;
 use ferrovpn::runtime::client_driver::{self, ConnectOptions, Outcome};
@@ -133,6 +134,40 @@ enum Command {
     Profiles {
         #[command(subcommand)]
         cmd: ProfilesCmd,
+    },
+    /// The built-in CA (per-user data directory, or --dir): init, issue server|client NAME,
+    /// revoke NAME, crl, list.
+    Pki {
+        /// The CA directory.
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: pki_cmd::PkiCmd,
+    },
+    /// Write a complete self-hosted server set-up into DIR: server.conf, a CA and server
+    /// certificate, a tls-crypt-v2 server key; prints what the host still needs.
+    InitServer {
+        /// Directory to write into.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Host name or address clients connect to (written into their profiles).
+        #[arg(long)]
+        public_address: Option<String>,
+        /// udp, tcp or both.
+        #[arg(long, default_value = "udp")]
+        proto: String,
+        /// Key algorithm: ecdsa (default) or rsa / rsa3072.
+        #[arg(long, default_value = "ecdsa")]
+        algo: String,
+    },
+    /// Issue a client certificate and tls-crypt-v2 key for a server made by init-server and write
+    /// DIR/clients/NAME.ovpn (inline; works in OpenVPN 2.6 and ferrovpn).
+    AddClient {
+        /// Client name.
+        name: String,
+        /// The init-server directory.
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Make a key file in OpenVPN's format: secret (tls-auth/tls-crypt), tls-crypt-v2-server,
     /// tls-crypt-v2-client (with --server-key), auth-token. FILE `-` writes to standard output.
@@ -609,6 +644,14 @@ fn main() -> ExitCode {
             }
         }
         Command::Profiles { cmd } => profiles_cmd(cmd),
+        Command::Pki { dir, cmd } => pki_cmd::pki(dir, cmd),
+        Command::InitServer {
+            dir,
+            public_address,
+            proto,
+            algo,
+        } => pki_cmd::init_server(dir, public_address, proto, algo),
+        Command::AddClient { name, dir } => pki_cmd::add_client(dir, name),
         Command::Genkey {
             kind,
             file,
