@@ -8,6 +8,7 @@
 //! `server.conf` into a [`ServerProfile`] (helpers like `server` already expanded), and
 //! [`parse_ccd`] reads client-config-dir files and `client-connect` output into a [`CcdEntry`].
 
+mod common;
 mod directive;
 mod inline;
 mod keyfile;

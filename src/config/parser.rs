@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::common::{Common, HasFields, Side, Wrap};
 use super::directive::{Ctx, Dir, FileArg, Handled, Res};
 use super::lexer::{RawDirective, split_directives};
 use super::material;
@@ -229,24 +230,6 @@ struct ConnBlock {
     remote: Option<RemoteLine>,
 }
 
-/// Which control-channel wrap a directive configures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum WrapKind {
-    Auth,
-    Crypt,
-    CryptV2,
-}
-
-impl WrapKind {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Auth => "tls-auth",
-            Self::Crypt => "tls-crypt",
-            Self::CryptV2 => "tls-crypt-v2",
-        }
-    }
-}
-
 struct Parser<'a> {
     /// File name, loader and inline blocks, with the argument helpers.
     cx: Ctx<'a>,
@@ -258,19 +241,9 @@ struct Parser<'a> {
     connections: Vec<Remote>,
     client: bool,
     tls_client: bool,
-    ca: Option<FileArg>,
-    cert: Option<FileArg>,
-    key: Option<FileArg>,
-    extra_certs: Option<FileArg>,
-    crl: Option<FileArg>,
-    wraps: Vec<(WrapKind, FileArg)>,
-    key_direction: KeyDirection,
+    /// State of the directives shared with the server parser.
+    common: Common,
     auth_user_pass: Option<(usize, Option<FileArg>)>,
-    cipher: Option<(usize, Cipher)>,
-    data_ciphers_set: bool,
-    fallback_set: bool,
-    keepalive_line: Option<usize>,
-    ping_line: Option<(usize, &'static str)>,
     dev: Option<(usize, String)>,
     dev_type: Option<(usize, String)>,
     push_peer_info: bool,
@@ -305,19 +278,8 @@ impl<'a> Parser<'a> {
             connections: Vec::new(),
             client: false,
             tls_client: false,
-            ca: None,
-            cert: None,
-            key: None,
-            extra_certs: None,
-            crl: None,
-            wraps: Vec::new(),
-            key_direction: KeyDirection::Bidirectional,
+            common: Common::default(),
             auth_user_pass: None,
-            cipher: None,
-            data_ciphers_set: false,
-            fallback_set: false,
-            keepalive_line: None,
-            ping_line: None,
             dev: None,
             dev_type: None,
             push_peer_info: false,
@@ -426,6 +388,12 @@ impl<'a> Parser<'a> {
         if let Some(block) = conn {
             return self.handle_in_connection(d, block);
         }
+        if self
+            .common
+            .handle(&self.cx, d, Side::Client, self.profile.fields())?
+        {
+            return Ok(Handled::Yes);
+        }
         let a = d.args;
         match d.name {
             // --- mode -------------------------------------------------------------------------
@@ -480,10 +448,6 @@ impl<'a> Parser<'a> {
                     }
                 }
                 self.dev_type = Some((d.line, a[0].clone()));
-            }
-            "dev-node" => {
-                self.nargs(d, 1, 1)?;
-                self.warn(d, "ignored: the device is created by ferrovpn");
             }
             "topology" => {
                 self.nargs(d, 1, 1)?;
@@ -572,29 +536,6 @@ impl<'a> Parser<'a> {
             }
 
             // --- TLS material -----------------------------------------------------------------
-            "ca" | "cert" | "key" | "extra-certs" => {
-                self.nargs(d, 1, 1)?;
-                let f = self.file_arg(d)?;
-                match d.name {
-                    "ca" => self.ca = Some(f),
-                    "cert" => self.cert = Some(f),
-                    "key" => self.key = Some(f),
-                    _ => self.extra_certs = Some(f),
-                }
-            }
-            "crl-verify" => {
-                self.nargs(d, 1, 2)?;
-                if a.get(1).is_some_and(|x| x == "dir") {
-                    return Err(self.err(
-                        d,
-                        "'crl-verify DIR dir' is not supported; give a CRL file (PEM or DER)",
-                    ));
-                }
-                if let Some(x) = a.get(1) {
-                    return Err(self.err(d, format!("unknown flag '{x}' (only 'dir' exists)")));
-                }
-                self.crl = Some(self.file_arg(d)?);
-            }
             "pkcs12" => {
                 let f = a.first().map_or("FILE.p12", String::as_str);
                 return Err(self.err(
@@ -615,17 +556,6 @@ impl<'a> Parser<'a> {
                     "external keys (PKCS#11, CryptoAPI, management) are not \
                                         supported; use cert and key files",
                 ));
-            }
-            "askpass" => {
-                return Err(self.err(
-                    d,
-                    "encrypted private keys are not supported yet; decrypt \
-                                        the key with 'openssl pkey'",
-                ));
-            }
-            "remote-cert-tls" => {
-                self.nargs(d, 1, 1)?;
-                self.profile.tls.remote_cert_tls = Some(self.cert_role(d, &a[0])?);
             }
             "ns-cert-type" => {
                 self.nargs(d, 1, 1)?;
@@ -673,9 +603,6 @@ impl<'a> Parser<'a> {
                      checks the usual server key usages",
                 );
             }
-            "verify-x509-name" => {
-                self.profile.tls.verify_x509_name = Some(self.cx.verify_x509_name(d)?);
-            }
             "tls-remote" => {
                 return Err(self.err(
                     d,
@@ -701,42 +628,8 @@ impl<'a> Parser<'a> {
             "verify-hash" => {
                 return Err(self.err(d, "not supported; use 'peer-fingerprint' (SHA-256)"));
             }
-            "tls-version-min" => {
-                let v = self.cx.tls_version_min(d, &mut self.profile.warnings)?;
-                self.profile.tls.tls_version_min = Some(v);
-            }
-            "tls-version-max" => {
-                self.profile.tls.tls_version_max = Some(self.cx.tls_version_max(d)?);
-            }
-            "tls-cipher" | "tls-ciphersuites" | "tls-groups" | "ecdh-curve"
-            | "tls-cert-profile" => {
-                self.nargs(d, 1, 1)?;
-                self.warn(
-                    d,
-                    "ignored: the TLS library picks its own secure suites and groups",
-                );
-            }
-            "key-method" => {
-                self.nargs(d, 1, 1)?;
-                if a[0] != "2" {
-                    return Err(self.err(d, "only key-method 2 is supported"));
-                }
-            }
 
             // --- control-channel wrapping -----------------------------------------------------
-            "tls-auth" => {
-                self.nargs(d, 1, 2)?;
-                let f = self.file_arg(d)?;
-                if let Some(dir) = a.get(1) {
-                    self.key_direction = self.key_dir(d, dir)?;
-                }
-                self.wraps.push((WrapKind::Auth, f));
-            }
-            "tls-crypt" => {
-                self.nargs(d, 1, 1)?;
-                let f = self.file_arg(d)?;
-                self.wraps.push((WrapKind::Crypt, f));
-            }
             "tls-crypt-v2" => {
                 self.nargs(d, 1, 2)?;
                 if let Some(x) = a.get(1) {
@@ -748,47 +641,11 @@ impl<'a> Parser<'a> {
                     }
                 }
                 let f = self.file_arg(d)?;
-                self.wraps.push((WrapKind::CryptV2, f));
-            }
-            "key-direction" => {
-                self.nargs(d, 1, 1)?;
-                self.no_inline(d)?;
-                self.key_direction = self.key_dir(d, &a[0])?;
+                self.common.wraps.push((Wrap::CryptV2, f));
             }
 
             // --- data channel -----------------------------------------------------------------
-            "auth" => {
-                self.profile.auth = self.cx.auth_digest(d)?;
-            }
-            "cipher" => {
-                self.nargs(d, 1, 1)?;
-                if a[0].eq_ignore_ascii_case("none") {
-                    return Err(self.err(d, "'cipher none' disables encryption and is refused"));
-                }
-                match a[0].parse::<Cipher>() {
-                    Ok(c) => self.cipher = Some((d.line, c)),
-                    Err(_) => {
-                        self.cipher = None;
-                        self.warn(
-                            d,
-                            format!(
-                                "cipher '{}' is not supported; ignored (the cipher is negotiated \
-                                 from data-ciphers)",
-                                a[0]
-                            ),
-                        );
-                    }
-                }
-            }
-            "data-ciphers" | "ncp-ciphers" => {
-                self.profile.data_ciphers = self.cx.data_ciphers(d, &mut self.profile.warnings)?;
-                self.data_ciphers_set = true;
-            }
-            "data-ciphers-fallback" => {
-                self.profile.data_ciphers_fallback = Some(self.cx.data_ciphers_fallback(d)?);
-                self.fallback_set = true;
-            }
-            "ncp-disable" | "keysize" | "engine" | "providers" => {
+            "ncp-disable" => {
                 self.warn(d, "obsolete, ignored");
             }
             "replay-window" => {
@@ -796,10 +653,6 @@ impl<'a> Parser<'a> {
                 for x in a {
                     let _: u32 = self.number(d, "value", x)?;
                 }
-            }
-            "sndbuf" | "rcvbuf" | "txqueuelen" => {
-                self.nargs(d, 1, 1)?;
-                let _: u64 = self.number(d, "size", &a[0])?;
             }
             "comp-lzo" => {
                 self.nargs(d, 0, 1)?;
@@ -849,18 +702,6 @@ impl<'a> Parser<'a> {
                     );
                 }
             }
-            "allow-compression" => {
-                self.nargs(d, 1, 1)?;
-                self.profile.allow_compression = match a[0].as_str() {
-                    "no" => AllowCompression::No,
-                    "asym" => AllowCompression::Asym,
-                    "yes" => {
-                        self.warn(d, "packets are still never compressed (treated as 'asym')");
-                        AllowCompression::Yes
-                    }
-                    x => return Err(self.err(d, format!("unknown value '{x}' (no, asym or yes)"))),
-                };
-            }
 
             // --- credentials ------------------------------------------------------------------
             "auth-user-pass" => {
@@ -896,86 +737,10 @@ impl<'a> Parser<'a> {
             "auth-user-pass-optional" => {}
 
             // --- timers -----------------------------------------------------------------------
-            "keepalive" => {
-                self.nargs(d, 2, 2)?;
-                let ping = self.seconds(d, &a[0])?;
-                let restart = self.seconds(d, &a[1])?;
-                if ping.is_zero() || restart.is_zero() {
-                    return Err(self.err(d, "both values must be greater than 0"));
-                }
-                if restart < ping * 2 {
-                    return Err(self.err(
-                        d,
-                        format!(
-                            "the restart timeout ({}) must be at least twice the ping interval \
-                             ({})",
-                            a[1], a[0]
-                        ),
-                    ));
-                }
-                if let Some((l, name)) = self.ping_line {
-                    return Err(self.err(
-                        d,
-                        format!("conflicts with '{name}' on line {l}; use only one of them"),
-                    ));
-                }
-                self.profile.ping = Some(ping);
-                self.profile.ping_restart = Some(restart);
-                self.keepalive_line = Some(d.line);
-            }
-            "ping" | "ping-restart" | "ping-exit" => {
-                self.nargs(d, 1, 1)?;
-                if let Some(l) = self.keepalive_line {
-                    return Err(self.err(
-                        d,
-                        format!("conflicts with 'keepalive' on line {l}; use only one of them"),
-                    ));
-                }
-                let v = self.seconds(d, &a[0])?;
-                let v = (!v.is_zero()).then_some(v);
-                match d.name {
-                    "ping" => {
-                        self.profile.ping = v;
-                        self.ping_line = Some((d.line, "ping"));
-                    }
-                    "ping-restart" => {
-                        self.profile.ping_restart = v;
-                        self.ping_line = Some((d.line, "ping-restart"));
-                    }
-                    _ => {
-                        self.profile.ping_exit = v;
-                        self.ping_line = Some((d.line, "ping-exit"));
-                    }
-                }
-            }
-            "reneg-sec" => {
-                self.nargs(d, 1, 2)?;
-                self.profile.reneg_sec = self.seconds(d, &a[0])?;
-                if let Some(min) = a.get(1) {
-                    let _: u64 = self.number(d, "value", min)?;
-                }
-            }
-            "reneg-bytes" | "reneg-pkts" => {
+            "reneg-pkts" => {
                 self.nargs(d, 1, 1)?;
                 let n: u64 = self.number(d, "value", &a[0])?;
-                let n = (n != 0).then_some(n);
-                if d.name == "reneg-bytes" {
-                    self.profile.reneg_bytes = n;
-                } else {
-                    self.profile.reneg_pkts = n;
-                }
-            }
-            "hand-window" => {
-                self.nargs(d, 1, 1)?;
-                self.profile.hand_window = self.seconds(d, &a[0])?;
-            }
-            "tls-timeout" => {
-                self.nargs(d, 1, 1)?;
-                self.profile.tls_timeout = self.seconds(d, &a[0])?;
-            }
-            "tran-window" => {
-                self.nargs(d, 1, 1)?;
-                self.profile.tran_window = self.seconds(d, &a[0])?;
+                self.profile.reneg_pkts = (n != 0).then_some(n);
             }
             "server-poll-timeout" | "connect-timeout" => {
                 self.nargs(d, 1, 1)?;
@@ -996,41 +761,14 @@ impl<'a> Parser<'a> {
                 let n: u32 = self.number(d, "value", &a[0])?;
                 self.profile.connect_retry_max = (n != 0).then_some(n);
             }
-            "explicit-exit-notify" => {
-                self.nargs(d, 0, 1)?;
-                self.profile.explicit_exit_notify = match a.first() {
-                    Some(n) => self.number(d, "value", n)?,
-                    None => 1,
-                };
-            }
             "inactive" | "session-timeout" => {
                 self.warn(d, "not supported yet, ignored");
             }
 
             // --- MTU --------------------------------------------------------------------------
-            "tun-mtu" => {
-                self.nargs(d, 1, 2)?;
-                self.profile.tun_mtu = self.mtu(d, &a[0])?;
-            }
             "tun-mtu-max" => {
                 self.nargs(d, 1, 1)?;
                 self.profile.tun_mtu_max = self.mtu(d, &a[0])?;
-            }
-            "mssfix" => {
-                self.nargs(d, 0, 2)?;
-                if let Some(flag) = a.get(1).filter(|f| *f != "mtu" && *f != "fixed") {
-                    return Err(self.err(d, format!("unknown flag '{flag}' (mtu or fixed)")));
-                }
-                self.profile.mssfix = match a.first() {
-                    None => Some(1492),
-                    Some(n) => {
-                        let n: u16 = self.number(d, "value", n)?;
-                        (n != 0).then_some(n)
-                    }
-                };
-            }
-            "link-mtu" | "tun-mtu-extra" | "mtu-disc" | "udp-mtu" | "max-packet-size" => {
-                self.warn(d, "ignored");
             }
             "fragment" => {
                 return Err(self.err(
@@ -1142,11 +880,6 @@ impl<'a> Parser<'a> {
             }
 
             // --- logging, environment, processes ---------------------------------------------
-            "verb" => {
-                self.nargs(d, 1, 1)?;
-                let v: u32 = self.number(d, "level", &a[0])?;
-                self.profile.verb = v.min(11) as u8;
-            }
             "mute" | "log" | "log-append" | "writepid" | "status" | "status-version" | "syslog" => {
             }
             "setenv" => {
@@ -1168,7 +901,6 @@ impl<'a> Parser<'a> {
                 }
             }
             "setenv-safe" => self.nargs(d, 1, 2)?,
-            "ignore-unknown-option" => self.nargs(d, 1, usize::MAX)?,
             "script-security" | "up" | "down" | "route-up" | "route-pre-down" | "ipchange"
             | "up-delay" | "up-restart" | "down-pre" | "plugin" | "learn-address" => {
                 self.warn(d, "scripts and plugins are not run, ignored");
@@ -1322,6 +1054,10 @@ impl<'a> Parser<'a> {
                 "not a client profile: it has none of 'client', 'pull' or 'tls-client'",
             ));
         }
+        if let Some((_, ping, restart)) = self.common.keepalive {
+            self.profile.ping = Some(ping);
+            self.profile.ping_restart = Some(restart);
+        }
         self.finish_dev()?;
         self.finish_remotes()?;
         self.finish_ciphers();
@@ -1400,46 +1136,23 @@ impl<'a> Parser<'a> {
     }
 
     fn finish_ciphers(&mut self) {
-        let Some((line, c)) = self.cipher else {
-            return;
-        };
-        if !self.profile.data_ciphers.contains(&c) {
-            if self.data_ciphers_set {
-                let d = Dir {
-                    line,
-                    name: "cipher",
-                    args: &[],
-                    inline: None,
-                };
-                self.warn(
-                    d,
-                    format!(
-                        "'{c}' is not in 'data-ciphers', so it is only used with servers that do \
-                         not negotiate ciphers"
-                    ),
-                );
-            } else {
-                self.profile.data_ciphers.push(c);
-            }
-        }
-        if !self.fallback_set {
-            self.profile.data_ciphers_fallback = Some(c);
-        }
+        self.common
+            .finish_ciphers(&self.cx, Side::Client, self.profile.fields());
     }
 
     fn finish_tls(&mut self) -> Res<()> {
-        if self.ca.is_none() && self.profile.tls.peer_fingerprints.is_empty() {
+        if self.common.ca.is_none() && self.profile.tls.peer_fingerprints.is_empty() {
             return Err(self.incomplete(
                 "no 'ca' or 'peer-fingerprint': the server could not be authenticated",
             ));
         }
-        if let Some(f) = self.ca.clone() {
+        if let Some(f) = self.common.ca.clone() {
             let b = self.load(&f)?;
             material::check_pem(&b, "CERTIFICATE", "CA certificates")
                 .map_err(|m| self.file_err(&f, format!("{}: {m}", Ctx::describe(&f))))?;
             self.profile.tls.ca = Some(b);
         }
-        match (self.cert.clone(), self.key.clone()) {
+        match (self.common.cert.clone(), self.common.key.clone()) {
             (Some(c), Some(k)) => {
                 let cb = self.load(&c)?;
                 material::check_pem(&cb, "CERTIFICATE", "a certificate")
@@ -1461,13 +1174,13 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        if let Some(f) = self.extra_certs.clone() {
+        if let Some(f) = self.common.extra_certs.clone() {
             let b = self.load(&f)?;
             material::check_pem(&b, "CERTIFICATE", "certificates")
                 .map_err(|m| self.file_err(&f, format!("{}: {m}", Ctx::describe(&f))))?;
             self.profile.tls.extra_certs = Some(b);
         }
-        if let Some(f) = self.crl.clone() {
+        if let Some(f) = self.common.crl.clone() {
             let b = self.load(&f)?;
             if b.iter().all(u8::is_ascii_whitespace) {
                 return Err(self.file_err(&f, format!("{} is empty", Ctx::describe(&f))));
@@ -1485,35 +1198,27 @@ impl<'a> Parser<'a> {
     }
 
     fn finish_wrap(&mut self) -> Res<()> {
-        let Some((kind, f)) = self.wraps.last().cloned() else {
+        let Some((kind, f)) = self.common.last_wrap(&self.cx)? else {
             return Ok(());
         };
-        if let Some((other, of)) = self.wraps.iter().find(|(k, _)| *k != kind) {
-            return Err(self.file_err(
-                &f,
-                format!(
-                    "'{}' (line {}) and '{}' cannot be used together",
-                    other.name(),
-                    of.line,
-                    kind.name()
-                ),
-            ));
-        }
         let bytes = self.load(&f)?;
         let wrap = match kind {
-            WrapKind::Auth | WrapKind::Crypt => {
+            Wrap::Auth | Wrap::Crypt => {
                 let key = material::static_key(&bytes)
                     .map_err(|m| self.file_err(&f, format!("{}: {m}", Ctx::describe(&f))))?;
-                if kind == WrapKind::Auth {
+                if kind == Wrap::Auth {
                     TlsWrap::Auth {
                         key,
-                        direction: self.key_direction,
+                        direction: self
+                            .common
+                            .key_direction
+                            .unwrap_or(KeyDirection::Bidirectional),
                     }
                 } else {
                     TlsWrap::Crypt { key }
                 }
             }
-            WrapKind::CryptV2 => {
+            Wrap::CryptV2 => {
                 let (key, wkc) = material::tls_crypt_v2_client_key(&bytes)
                     .map_err(|m| self.file_err(&f, format!("{}: {m}", Ctx::describe(&f))))?;
                 TlsWrap::CryptV2 { key, wkc }

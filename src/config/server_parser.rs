@@ -11,11 +11,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::common::{Common, HasFields, Side, Wrap};
 use super::directive::{Ctx, Dir, FileArg, Handled, Res};
 use super::lexer::{RawDirective, split_directives};
 use super::material;
 use super::parser::{FileLoader, FsLoader, ProfileError, read_config_text};
-use super::profile::{AllowCompression, CertRole, Compression, TlsSettings, TlsWrap, Warning};
+use super::profile::{AllowCompression, Compression, TlsSettings, TlsWrap, Warning};
 use super::server_profile::*;
 use crate::proto::keys::{Cipher, Digest, KeyDirection};
 
@@ -123,24 +124,6 @@ fn split(text: &str, file: &Path) -> Res<Vec<RawDirective>> {
     })
 }
 
-/// Which control-channel wrap a directive configures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Wrap {
-    Auth,
-    Crypt,
-    CryptV2,
-}
-
-impl Wrap {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Auth => "tls-auth",
-            Self::Crypt => "tls-crypt",
-            Self::CryptV2 => "tls-crypt-v2",
-        }
-    }
-}
-
 /// A `local` line before defaults are applied.
 #[derive(Clone, Copy, Debug)]
 struct LocalLine {
@@ -185,25 +168,14 @@ struct ServerParser<'a> {
     locals: Vec<LocalLine>,
     dev: Option<(usize, String)>,
     dev_type: bool,
-    ca: Option<FileArg>,
-    cert: Option<FileArg>,
-    key: Option<FileArg>,
-    extra_certs: Option<FileArg>,
-    crl: Option<FileArg>,
-    wraps: Vec<(Wrap, FileArg)>,
-    key_direction: Option<KeyDirection>,
+    /// State of the directives shared with the client parser.
+    common: Common,
     tc2_verify: Option<String>,
     tc2_max_age: Option<Duration>,
     tc2_allow_noncookie: bool,
     auth_token_secret: Option<FileArg>,
-    cipher: Option<(usize, Cipher)>,
-    data_ciphers_set: bool,
-    fallback_set: bool,
-    keepalive: Option<(usize, Duration, Duration)>,
-    ping_line: Option<(usize, &'static str)>,
     /// A `compress`/`comp-lzo` that asks clients to really compress: (line, directive, text).
     real_compression: Option<(usize, &'static str, String)>,
-    allow_compression_set: bool,
     script_security_line: Option<usize>,
     verify_client_cert_line: Option<usize>,
 }
@@ -228,24 +200,12 @@ impl<'a> ServerParser<'a> {
             locals: Vec::new(),
             dev: None,
             dev_type: false,
-            ca: None,
-            cert: None,
-            key: None,
-            extra_certs: None,
-            crl: None,
-            wraps: Vec::new(),
-            key_direction: None,
+            common: Common::default(),
             tc2_verify: None,
             tc2_max_age: None,
             tc2_allow_noncookie: false,
             auth_token_secret: None,
-            cipher: None,
-            data_ciphers_set: false,
-            fallback_set: false,
-            keepalive: None,
-            ping_line: None,
             real_compression: None,
-            allow_compression_set: false,
             script_security_line: None,
             verify_client_cert_line: None,
         }
@@ -328,7 +288,10 @@ impl<'a> ServerParser<'a> {
                 ),
             ));
         }
-        if self.handle_mode(d)?
+        if self
+            .common
+            .handle(&self.cx, d, Side::Server, self.p.fields())?
+            || self.handle_mode(d)?
             || self.handle_addressing(d)?
             || self.handle_tls(d)?
             || self.handle_session(d)?
@@ -399,10 +362,6 @@ impl<'a> ServerParser<'a> {
                     t => return Err(self.err(d, format!("unknown device type '{t}' (tun)"))),
                 }
             }
-            "dev-node" => {
-                cx.nargs(d, 1, 1)?;
-                self.warn(d, "ignored: the device is created by ferrovpn");
-            }
             "port" | "lport" => {
                 cx.nargs(d, 1, 1)?;
                 self.port = cx.port(d, &a[0])?;
@@ -465,10 +424,6 @@ impl<'a> ServerParser<'a> {
             | "ifconfig-nowarn" => {
                 cx.nargs(d, 0, 0)?;
             }
-            "sndbuf" | "rcvbuf" | "txqueuelen" => {
-                cx.nargs(d, 1, 1)?;
-                let _: u64 = cx.number(d, "size", &a[0])?;
-            }
             "persist-tun" | "persist-key" => {
                 cx.nargs(d, 0, 0)?;
                 if d.name == "persist-tun" {
@@ -476,26 +431,6 @@ impl<'a> ServerParser<'a> {
                 } else {
                     self.p.persist_key = true;
                 }
-            }
-            "tun-mtu" => {
-                cx.nargs(d, 1, 1)?;
-                self.p.tun_mtu = cx.mtu(d, &a[0])?;
-            }
-            "mssfix" => {
-                cx.nargs(d, 0, 2)?;
-                if let Some(flag) = a.get(1).filter(|f| *f != "mtu" && *f != "fixed") {
-                    return Err(self.err(d, format!("unknown flag '{flag}' (mtu or fixed)")));
-                }
-                self.p.mssfix = match a.first() {
-                    None => Some(1492),
-                    Some(n) => {
-                        let n: u16 = cx.number(d, "value", n)?;
-                        (n != 0).then_some(n)
-                    }
-                };
-            }
-            "link-mtu" | "tun-mtu-extra" | "mtu-disc" | "udp-mtu" | "max-packet-size" => {
-                self.warn(d, "ignored");
             }
             "fragment" => {
                 return Err(self.err(d, "'fragment' is not supported"));
@@ -726,16 +661,6 @@ impl<'a> ServerParser<'a> {
         let a = d.args;
         let cx = &self.cx;
         match d.name {
-            "ca" | "cert" | "key" | "extra-certs" => {
-                cx.nargs(d, 1, 1)?;
-                let f = cx.file_arg(d)?;
-                match d.name {
-                    "ca" => self.ca = Some(f),
-                    "cert" => self.cert = Some(f),
-                    "key" => self.key = Some(f),
-                    _ => self.extra_certs = Some(f),
-                }
-            }
             "dh" => {
                 cx.nargs(d, 1, 1)?;
                 if a.first().is_some_and(|x| x != "none") || d.inline.is_some() {
@@ -744,27 +669,6 @@ impl<'a> ServerParser<'a> {
                         "ignored: key exchange is ECDHE (finite-field DH parameters are not used)",
                     );
                 }
-            }
-            "ecdh-curve" | "tls-cipher" | "tls-ciphersuites" | "tls-groups"
-            | "tls-cert-profile" => {
-                cx.nargs(d, 1, 1)?;
-                self.warn(
-                    d,
-                    "ignored: the TLS library picks its own secure suites and groups",
-                );
-            }
-            "crl-verify" => {
-                cx.nargs(d, 1, 2)?;
-                if a.get(1).is_some_and(|x| x == "dir") {
-                    return Err(self.err(
-                        d,
-                        "'crl-verify DIR dir' is not supported; give a CRL file (PEM or DER)",
-                    ));
-                }
-                if let Some(x) = a.get(1) {
-                    return Err(self.err(d, format!("unknown flag '{x}' (only 'dir' exists)")));
-                }
-                self.crl = Some(cx.file_arg(d)?);
             }
             "pkcs12"
             | "pkcs11-providers"
@@ -777,34 +681,6 @@ impl<'a> ServerParser<'a> {
                     "not supported; give the server's certificate and key as PEM files (cert, key)",
                 ));
             }
-            "askpass" => {
-                return Err(self.err(
-                    d,
-                    "encrypted private keys are not supported yet; decrypt the key with \
-                     'openssl pkey'",
-                ));
-            }
-            "remote-cert-tls" => {
-                cx.nargs(d, 1, 1)?;
-                let role = cx.cert_role(d, &a[0])?;
-                if role == CertRole::Server {
-                    return Err(self.err(
-                        d,
-                        "a server checks its clients: use 'remote-cert-tls client'",
-                    ));
-                }
-                self.p.tls.remote_cert_tls = Some(role);
-            }
-            "verify-x509-name" => {
-                self.p.tls.verify_x509_name = Some(cx.verify_x509_name(d)?);
-            }
-            "tls-version-min" => {
-                let v = self.cx.tls_version_min(d, &mut self.p.warnings)?;
-                self.p.tls.tls_version_min = Some(v);
-            }
-            "tls-version-max" => {
-                self.p.tls.tls_version_max = Some(cx.tls_version_max(d)?);
-            }
             "tls-verify" | "verify-hash" | "remote-cert-ku" | "remote-cert-eku"
             | "ns-cert-type" => {
                 return Err(self.err(
@@ -812,25 +688,6 @@ impl<'a> ServerParser<'a> {
                     "not supported; check clients with 'remote-cert-tls client' and \
                      'verify-x509-name'",
                 ));
-            }
-            "key-method" => {
-                cx.nargs(d, 1, 1)?;
-                if a[0] != "2" {
-                    return Err(self.err(d, "only key-method 2 is supported"));
-                }
-            }
-            "tls-auth" => {
-                cx.nargs(d, 1, 2)?;
-                let f = cx.file_arg(d)?;
-                if let Some(dir) = a.get(1) {
-                    self.key_direction = Some(cx.key_dir(d, dir)?);
-                }
-                self.wraps.push((Wrap::Auth, f));
-            }
-            "tls-crypt" => {
-                cx.nargs(d, 1, 1)?;
-                let f = cx.file_arg(d)?;
-                self.wraps.push((Wrap::Crypt, f));
             }
             "tls-crypt-v2" => {
                 cx.nargs(d, 1, 2)?;
@@ -845,7 +702,7 @@ impl<'a> ServerParser<'a> {
                     }
                 }
                 let f = cx.file_arg(d)?;
-                self.wraps.push((Wrap::CryptV2, f));
+                self.common.wraps.push((Wrap::CryptV2, f));
             }
             "tls-crypt-v2-verify" => {
                 cx.nargs(d, 1, 1)?;
@@ -860,39 +717,6 @@ impl<'a> ServerParser<'a> {
                 self.tc2_max_age = Some(Duration::from_secs(days * 24 * 3600));
             }
             "force-cookie" => cx.nargs(d, 0, 0)?,
-            "key-direction" => {
-                cx.nargs(d, 1, 1)?;
-                self.key_direction = Some(cx.key_dir(d, &a[0])?);
-            }
-            "auth" => self.p.auth = cx.auth_digest(d)?,
-            "cipher" => {
-                cx.nargs(d, 1, 1)?;
-                if a[0].eq_ignore_ascii_case("none") {
-                    return Err(self.err(d, "'cipher none' disables encryption and is refused"));
-                }
-                match a[0].parse::<Cipher>() {
-                    Ok(c) => self.cipher = Some((d.line, c)),
-                    Err(_) => {
-                        self.cipher = None;
-                        self.warn(
-                            d,
-                            format!(
-                                "cipher '{}' is not supported; ignored (clients negotiate one \
-                                 from data-ciphers)",
-                                a[0]
-                            ),
-                        );
-                    }
-                }
-            }
-            "data-ciphers" | "ncp-ciphers" => {
-                self.p.data_ciphers = self.cx.data_ciphers(d, &mut self.p.warnings)?;
-                self.data_ciphers_set = true;
-            }
-            "data-ciphers-fallback" => {
-                self.p.data_ciphers_fallback = Some(cx.data_ciphers_fallback(d)?);
-                self.fallback_set = true;
-            }
             "ncp-disable" => {
                 return Err(self.err(
                     d,
@@ -900,7 +724,6 @@ impl<'a> ServerParser<'a> {
                      in 'data-ciphers' (and 'data-ciphers-fallback' for old clients)",
                 ));
             }
-            "keysize" | "engine" | "providers" => self.warn(d, "obsolete, ignored"),
             "verify-client-cert" => {
                 cx.nargs(d, 1, 1)?;
                 self.p.verify_client_cert = match a[0].as_str() {
@@ -976,56 +799,6 @@ impl<'a> ServerParser<'a> {
         let a = d.args;
         let cx = &self.cx;
         match d.name {
-            "keepalive" => {
-                cx.nargs(d, 2, 2)?;
-                let ping = cx.seconds(d, &a[0])?;
-                let restart = cx.seconds(d, &a[1])?;
-                if ping.is_zero() || restart.is_zero() {
-                    return Err(self.err(d, "both values must be greater than 0"));
-                }
-                if restart < ping * 2 {
-                    return Err(self.err(
-                        d,
-                        format!(
-                            "the restart timeout ({}) must be at least twice the ping interval \
-                             ({})",
-                            a[1], a[0]
-                        ),
-                    ));
-                }
-                if let Some((l, name)) = self.ping_line {
-                    return Err(self.err(
-                        d,
-                        format!("conflicts with '{name}' on line {l}; use only one of them"),
-                    ));
-                }
-                self.keepalive = Some((d.line, ping, restart));
-            }
-            "ping" | "ping-restart" | "ping-exit" => {
-                cx.nargs(d, 1, 1)?;
-                if let Some((l, _, _)) = self.keepalive {
-                    return Err(self.err(
-                        d,
-                        format!("conflicts with 'keepalive' on line {l}; use only one of them"),
-                    ));
-                }
-                let v = cx.seconds(d, &a[0])?;
-                let v = (!v.is_zero()).then_some(v);
-                match d.name {
-                    "ping" => {
-                        self.p.ping = v;
-                        self.ping_line = Some((d.line, "ping"));
-                    }
-                    "ping-restart" => {
-                        self.p.ping_restart = v;
-                        self.ping_line = Some((d.line, "ping-restart"));
-                    }
-                    _ => {
-                        self.p.ping_exit = v;
-                        self.ping_line = Some((d.line, "ping-exit"));
-                    }
-                }
-            }
             "inactive" => {
                 cx.nargs(d, 1, 2)?;
                 let timeout = cx.seconds(d, &a[0])?;
@@ -1035,34 +808,10 @@ impl<'a> ServerParser<'a> {
                     bytes: bytes.unwrap_or(0),
                 });
             }
-            "reneg-sec" => {
-                cx.nargs(d, 1, 2)?;
-                self.p.reneg_sec = cx.seconds(d, &a[0])?;
-                if let Some(min) = a.get(1) {
-                    let _: u64 = cx.number(d, "value", min)?;
-                }
-            }
-            "reneg-bytes" => {
-                cx.nargs(d, 1, 1)?;
-                let n: u64 = cx.number(d, "value", &a[0])?;
-                self.p.reneg_bytes = (n != 0).then_some(n);
-            }
             "reneg-pkts" => {
                 cx.nargs(d, 1, 1)?;
                 let _: u64 = cx.number(d, "value", &a[0])?;
                 self.warn(d, "not supported, ignored (use reneg-bytes or reneg-sec)");
-            }
-            "hand-window" => {
-                cx.nargs(d, 1, 1)?;
-                self.p.hand_window = cx.seconds(d, &a[0])?;
-            }
-            "tls-timeout" => {
-                cx.nargs(d, 1, 1)?;
-                self.p.tls_timeout = cx.seconds(d, &a[0])?;
-            }
-            "tran-window" => {
-                cx.nargs(d, 1, 1)?;
-                self.p.tran_window = cx.seconds(d, &a[0])?;
             }
             "connect-freq" | "connect-freq-initial" => {
                 cx.nargs(d, 2, 2)?;
@@ -1089,13 +838,6 @@ impl<'a> ServerParser<'a> {
                     None => Duration::from_secs(15),
                 };
                 self.p.replay_window = ReplayWindow { size, time };
-            }
-            "explicit-exit-notify" => {
-                cx.nargs(d, 0, 1)?;
-                self.p.explicit_exit_notify = match a.first() {
-                    Some(n) => cx.number(d, "value", n)?,
-                    None => 1,
-                };
             }
             "comp-lzo" => {
                 cx.nargs(d, 0, 1)?;
@@ -1139,19 +881,6 @@ impl<'a> ServerParser<'a> {
                 if let Some(x @ ("lz4" | "lz4-v2" | "lzo")) = algo {
                     self.real_compression = Some((d.line, "compress", format!("compress {x}")));
                 }
-            }
-            "allow-compression" => {
-                cx.nargs(d, 1, 1)?;
-                self.p.allow_compression = match a[0].as_str() {
-                    "no" => AllowCompression::No,
-                    "asym" => AllowCompression::Asym,
-                    "yes" => {
-                        self.warn(d, "packets are still never compressed (treated as 'asym')");
-                        AllowCompression::Yes
-                    }
-                    x => return Err(self.err(d, format!("unknown value '{x}' (no, asym or yes)"))),
-                };
-                self.allow_compression_set = true;
             }
             "script-security" => {
                 cx.nargs(d, 1, 1)?;
@@ -1318,11 +1047,6 @@ impl<'a> ServerParser<'a> {
                     a.first().cloned().unwrap_or_else(|| "openvpn".to_owned()),
                 ));
             }
-            "verb" => {
-                cx.nargs(d, 1, 1)?;
-                let v: u32 = cx.number(d, "level", &a[0])?;
-                self.p.verb = v.min(11) as u8;
-            }
             "mute" => {
                 cx.nargs(d, 1, 1)?;
                 let n: u32 = cx.number(d, "value", &a[0])?;
@@ -1341,7 +1065,6 @@ impl<'a> ServerParser<'a> {
                     ));
                 }
             }
-            "ignore-unknown-option" => cx.nargs(d, 1, usize::MAX)?,
             "config" => {
                 return Err(self.err(
                     d,
@@ -1699,7 +1422,7 @@ impl<'a> ServerParser<'a> {
     /// `keepalive A B` on a server: push `ping A` / `ping-restart B`, use `ping A` and
     /// `ping-restart 2*B` locally.
     fn finish_keepalive(&mut self) {
-        match self.keepalive {
+        match self.common.keepalive {
             Some((_, ping, restart)) => {
                 self.p.ping = Some(ping);
                 self.p.ping_restart = Some(restart * 2);
@@ -1708,7 +1431,7 @@ impl<'a> ServerParser<'a> {
                     .push
                     .push(format!("ping-restart {}", restart.as_secs()));
             }
-            None if self.ping_line.is_none() => {
+            None if self.common.ping_line.is_none() => {
                 self.p.warnings.push(Warning {
                     file: self.cx.file.clone(),
                     line: 0,
@@ -1723,25 +1446,8 @@ impl<'a> ServerParser<'a> {
     }
 
     fn finish_ciphers(&mut self) {
-        let Some((line, c)) = self.cipher else {
-            return;
-        };
-        if !self.p.data_ciphers.contains(&c) {
-            if self.data_ciphers_set {
-                self.warn(
-                    Dir::at(line, "cipher"),
-                    format!(
-                        "'{c}' is not in 'data-ciphers', so it is only used with clients that \
-                         cannot negotiate"
-                    ),
-                );
-            } else {
-                self.p.data_ciphers.push(c);
-            }
-        }
-        if !self.fallback_set {
-            self.p.data_ciphers_fallback = Some(c);
-        }
+        self.common
+            .finish_ciphers(&self.cx, Side::Server, self.p.fields());
     }
 
     fn finish_compression(&mut self) -> Res<()> {
@@ -1750,7 +1456,7 @@ impl<'a> ServerParser<'a> {
         };
         let d = Dir::at(line, directive);
         if self.p.allow_compression == AllowCompression::No {
-            let hint = if self.allow_compression_set {
+            let hint = if self.common.allow_compression_set {
                 "'allow-compression no' is set"
             } else {
                 "compression is off by default"
@@ -1772,13 +1478,13 @@ impl<'a> ServerParser<'a> {
     }
 
     fn finish_tls(&mut self) -> Res<()> {
-        let Some(ca) = self.ca.clone() else {
+        let Some(ca) = self.common.ca.clone() else {
             return Err(self.cx.incomplete(
                 "no 'ca': the certificate authority that signed the client certificates is \
                  needed (e.g. 'ca ca.crt')",
             ));
         };
-        let (cert, key) = match (self.cert.clone(), self.key.clone()) {
+        let (cert, key) = match (self.common.cert.clone(), self.common.key.clone()) {
             (Some(c), Some(k)) => (c, k),
             (Some(c), None) => return Err(self.cx.file_err(&c, "a 'cert' needs its 'key'")),
             (None, Some(k)) => return Err(self.cx.file_err(&k, "a 'key' needs its 'cert'")),
@@ -1802,13 +1508,13 @@ impl<'a> ServerParser<'a> {
         material::check_private_key(&b)
             .map_err(|m| cx.file_err(&key, format!("{}: {m}", Ctx::describe(&key))))?;
         self.p.tls.key = Some(b);
-        if let Some(f) = self.extra_certs.clone() {
+        if let Some(f) = self.common.extra_certs.clone() {
             let b = cx.load_with(&f, |b| {
                 material::check_pem(b, "CERTIFICATE", "certificates").map(|()| b.to_vec())
             })?;
             self.p.tls.extra_certs = Some(b);
         }
-        if let Some(f) = self.crl.clone() {
+        if let Some(f) = self.common.crl.clone() {
             let b = cx.load(&f)?;
             if b.iter().all(u8::is_ascii_whitespace) {
                 return Err(cx.file_err(&f, format!("{} is empty", Ctx::describe(&f))));
@@ -1828,31 +1534,20 @@ impl<'a> ServerParser<'a> {
     }
 
     fn finish_wrap(&mut self) -> Res<()> {
-        let has_v2 = self.wraps.iter().any(|(k, _)| *k == Wrap::CryptV2);
+        let has_v2 = self.common.wraps.iter().any(|(k, _)| *k == Wrap::CryptV2);
         if (self.tc2_verify.is_some() || self.tc2_max_age.is_some()) && !has_v2 {
             return Err(self.cx.incomplete(
                 "'tls-crypt-v2-verify' / 'tls-crypt-v2-max-age' need 'tls-crypt-v2 SERVER-KEY'",
             ));
         }
-        let Some((kind, f)) = self.wraps.last().cloned() else {
+        let Some((kind, f)) = self.common.last_wrap(&self.cx)? else {
             return Ok(());
         };
-        if let Some((other, of)) = self.wraps.iter().find(|(k, _)| *k != kind) {
-            return Err(self.cx.file_err(
-                &f,
-                format!(
-                    "'{}' (line {}) and '{}' cannot be used together",
-                    other.name(),
-                    of.line,
-                    kind.name()
-                ),
-            ));
-        }
         let cx = &self.cx;
         match kind {
             Wrap::Auth => {
                 let key = cx.load_with(&f, material::static_key)?;
-                let direction = match self.key_direction {
+                let direction = match self.common.key_direction {
                     Some(dir) => dir,
                     None => {
                         self.warn(

@@ -169,6 +169,13 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    Manpage,
     /// Make a key file in OpenVPN's format: secret (tls-auth/tls-crypt), tls-crypt-v2-server,
     /// tls-crypt-v2-client (with --server-key), auth-token. FILE `-` writes to standard output.
     Genkey {
@@ -644,6 +651,22 @@ fn main() -> ExitCode {
             }
         }
         Command::Profiles { cmd } => profiles_cmd(cmd),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ferrovpn", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Manpage => {
+            use clap::CommandFactory as _;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("manpage: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Pki { dir, cmd } => pki_cmd::pki(dir, cmd),
         Command::InitServer {
             dir,
