@@ -848,19 +848,17 @@ pub(crate) fn close_when_drained(s: &mut tcp::Socket<'_>) -> bool {
     true
 }
 
-/// Sends what fits into `outbound` without waiting. `Err` when the receiver is gone.
-fn flush(
+/// Sends what fits into `outbound` without waiting, calling `sent` with each packet's length.
+/// `Err` when the receiver is gone. Shared by the stack and the server's exit.
+pub(crate) fn send_pending(
     pending: &mut VecDeque<BytesMut>,
     outbound: &mpsc::Sender<BytesMut>,
-    c: &Counters,
+    mut sent: impl FnMut(u64),
 ) -> Result<(), ()> {
     while let Some(p) = pending.pop_front() {
         let len = p.len() as u64;
         match outbound.try_send(p) {
-            Ok(()) => {
-                c.packets_out.fetch_add(1, Ordering::Relaxed);
-                c.bytes_out.fetch_add(len, Ordering::Relaxed);
-            }
+            Ok(()) => sent(len),
             Err(mpsc::error::TrySendError::Full(p)) => {
                 pending.push_front(p);
                 return Ok(());
@@ -869,6 +867,17 @@ fn flush(
         }
     }
     Ok(())
+}
+
+fn flush(
+    pending: &mut VecDeque<BytesMut>,
+    outbound: &mpsc::Sender<BytesMut>,
+    c: &Counters,
+) -> Result<(), ()> {
+    send_pending(pending, outbound, |len| {
+        c.packets_out.fetch_add(1, Ordering::Relaxed);
+        c.bytes_out.fetch_add(len, Ordering::Relaxed);
+    })
 }
 
 async fn run(

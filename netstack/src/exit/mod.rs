@@ -52,7 +52,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::device::MemDevice;
-use crate::stack::{PacketPipe, close_when_drained, random_seed};
+use crate::stack::{PacketPipe, close_when_drained, random_seed, send_pending};
 use packet::Class;
 use policy::Policy;
 pub use policy::{AllowRule, ParseAllowRuleError};
@@ -656,23 +656,12 @@ impl Inner {
     }
 }
 
-/// Sends what fits into `outbound` without waiting. `Err` when the receiver is gone.
 fn flush(
     pending: &mut VecDeque<BytesMut>,
     outbound: &mpsc::Sender<BytesMut>,
     c: &Counters,
 ) -> Result<(), ()> {
-    while let Some(p) = pending.pop_front() {
-        match outbound.try_send(p) {
-            Ok(()) => Counters::add(&c.packets_out, 1),
-            Err(mpsc::error::TrySendError::Full(p)) => {
-                pending.push_front(p);
-                return Ok(());
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(()),
-        }
-    }
-    Ok(())
+    send_pending(pending, outbound, |_| Counters::add(&c.packets_out, 1))
 }
 
 async fn run(
