@@ -572,6 +572,7 @@ fn init_server_logging(
 }
 
 fn main() -> ExitCode {
+    ferrovpn_platform::sys::default_sigpipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Connect {
