@@ -28,6 +28,8 @@ pub use server_parser::{load_server_profile, parse_ccd, parse_server_profile};
 pub use server_profile::*;
 
 #[cfg(test)]
+mod mem_loader;
+#[cfg(test)]
 mod server_tests;
 #[cfg(test)]
 mod tests;

@@ -2,12 +2,11 @@
 //! for each topology (checked against what OpenVPN 2.6.14 prints at `--verb 4`), listeners,
 //! key material, errors with file, line and directive, and warnings.
 
-use std::collections::HashMap;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use super::mem_loader::MemLoader;
 use super::*;
 use crate::proto::keys::{Cipher, Digest, KeyDirection};
 
@@ -25,51 +24,25 @@ const TC2_CLIENT: &str = include_str!("../../tests/data/server/tc2-client.key");
 /// `openvpn --genkey auth-token`.
 const AUTH_TOKEN: &str = include_str!("../../tests/data/server/auth-token.key");
 
-/// An in-memory file system rooted at `/etc/openvpn/server`.
-#[derive(Default)]
-struct MemLoader {
-    files: HashMap<PathBuf, Vec<u8>>,
+fn loader() -> MemLoader {
+    MemLoader::rooted("/etc/openvpn/server")
 }
 
-impl MemLoader {
-    fn with(mut self, path: &str, content: impl AsRef<[u8]>) -> Self {
-        self.files
-            .insert(self.resolve(Path::new(path)), content.as_ref().to_vec());
-        self
-    }
-
-    fn resolve(&self, p: &Path) -> PathBuf {
-        Path::new("/etc/openvpn/server").join(p)
-    }
-
-    fn pki() -> Self {
-        Self::default()
-            .with("ca.crt", CA)
-            .with("server.crt", CERT)
-            .with("server.key", KEY)
-            .with("ta.key", TA)
-            .with("tc2-server.key", TC2_SERVER)
-            .with("tc2-client.key", TC2_CLIENT)
-            .with("auth-token.key", AUTH_TOKEN)
-            .with(
-                "crl.pem",
-                "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
-            )
-            .with("dh2048.pem", "-----BEGIN DH PARAMETERS-----\nAAAA\n")
-    }
-}
-
-impl FileLoader for MemLoader {
-    fn load(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.files
-            .get(&self.resolve(path))
-            .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "No such file or directory"))
-    }
-
-    fn display_path(&self, path: &Path) -> PathBuf {
-        self.resolve(path)
-    }
+/// The files of a complete PKI.
+fn pki() -> MemLoader {
+    loader()
+        .with("ca.crt", CA)
+        .with("server.crt", CERT)
+        .with("server.key", KEY)
+        .with("ta.key", TA)
+        .with("tc2-server.key", TC2_SERVER)
+        .with("tc2-client.key", TC2_CLIENT)
+        .with("auth-token.key", AUTH_TOKEN)
+        .with(
+            "crl.pem",
+            "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+        )
+        .with("dh2048.pem", "-----BEGIN DH PARAMETERS-----\nAAAA\n")
 }
 
 /// The active lines of OpenVPN's sample `server.conf`, with its comments shortened.
@@ -145,11 +118,11 @@ fn parse_with(text: &str, loader: &MemLoader) -> Result<ServerProfile, ProfileEr
 }
 
 fn parse(extra: &str) -> ServerProfile {
-    parse_with(&format!("{BASE}{extra}"), &MemLoader::pki()).unwrap()
+    parse_with(&format!("{BASE}{extra}"), &pki()).unwrap()
 }
 
 fn parse_err(extra: &str) -> ProfileError {
-    parse_with(&format!("{BASE}{extra}"), &MemLoader::pki()).unwrap_err()
+    parse_with(&format!("{BASE}{extra}"), &pki()).unwrap_err()
 }
 
 /// Asserts a directive error at `line` (1-based, of the whole text) about `directive`.
@@ -183,7 +156,7 @@ fn has_warning(p: &ServerProfile, directive: &str, needle: &str) -> bool {
 
 #[test]
 fn sample_server_conf() {
-    let p = parse_with(SAMPLE, &MemLoader::pki()).unwrap();
+    let p = parse_with(SAMPLE, &pki()).unwrap();
     assert_eq!(
         p.listeners,
         [Listener {
@@ -854,7 +827,7 @@ fn keepalive_and_pings() {
     let p = parse_with(
         "dev tun\nca ca.crt\ncert server.crt\nkey server.key\nserver 10.8.0.0 255.255.255.0\n\
          ping 5\nping-restart 30\n",
-        &MemLoader::pki(),
+        &pki(),
     )
     .unwrap();
     assert_eq!(p.ping, Some(Duration::from_secs(5)));
@@ -863,7 +836,7 @@ fn keepalive_and_pings() {
 
     let p = parse_with(
         "dev tun\nca ca.crt\ncert server.crt\nkey server.key\nserver 10.8.0.0 255.255.255.0\n",
-        &MemLoader::pki(),
+        &pki(),
     )
     .unwrap();
     assert!(has_warning(&p, "keepalive", "keepalive 10 120"));
@@ -937,7 +910,7 @@ fn unsupported_and_unknown() {
 
 #[test]
 fn incomplete_configs() {
-    let pki = MemLoader::pki();
+    let pki = pki();
     let e = parse_with(
         "dev tun\nca ca.crt\ncert server.crt\nkey server.key\n",
         &pki,
@@ -1000,13 +973,13 @@ fn inline_material_and_syntax() {
         "server 10.8.0.0 255.255.255.0\nkeepalive 10 60\n<ca>\n{CA}</ca>\n<cert>\n{CERT}</cert>\n\
          <key>\n{KEY}</key>\n<tls-crypt>\n{TA}</tls-crypt>\n"
     );
-    let p = parse_with(&text, &MemLoader::default()).unwrap();
+    let p = parse_with(&text, &loader()).unwrap();
     assert!(matches!(p.tls_wrap, Some(TlsWrap::Crypt { .. })));
     assert_eq!(p.tls.ca.as_deref(), Some(CA.as_bytes()));
 
     let e = parse_with(
         "server 10.8.0.0 255.255.255.0\npush \"route 10.0.0.0\n",
-        &MemLoader::pki(),
+        &pki(),
     )
     .unwrap_err();
     assert!(matches!(e, ProfileError::Syntax { line: 2, .. }), "{e}");

@@ -1,12 +1,11 @@
 //! Tests of the whole parser: directives, defaults, inline blocks, files, errors and the test
 //! vectors' client configurations.
 
-use std::collections::HashMap;
-use std::io;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use super::mem_loader::MemLoader;
 use super::*;
 use crate::proto::keys::{Cipher, Digest, KeyDirection};
 
@@ -17,42 +16,16 @@ const KEY: &str =
     include_str!("../../tests/data/vectors/a-tls-crypt-udp-aes256gcm-reneg/client.key");
 
 /// An in-memory file system rooted at `/etc/vpn`.
-#[derive(Default)]
-struct MemLoader {
-    files: HashMap<PathBuf, Vec<u8>>,
+fn loader() -> MemLoader {
+    MemLoader::rooted("/etc/vpn")
 }
 
-impl MemLoader {
-    fn with(mut self, path: &str, content: impl AsRef<[u8]>) -> Self {
-        self.files
-            .insert(self.resolve(Path::new(path)), content.as_ref().to_vec());
-        self
-    }
-
-    fn resolve(&self, p: &Path) -> PathBuf {
-        Path::new("/etc/vpn").join(p)
-    }
-
-    /// The files of a complete ca/cert/key profile.
-    fn pki() -> Self {
-        Self::default()
-            .with("ca.crt", CA)
-            .with("client.crt", CERT)
-            .with("client.key", KEY)
-    }
-}
-
-impl FileLoader for MemLoader {
-    fn load(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.files
-            .get(&self.resolve(path))
-            .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "No such file or directory"))
-    }
-
-    fn display_path(&self, path: &Path) -> PathBuf {
-        self.resolve(path)
-    }
+/// The files of a complete PKI.
+fn pki() -> MemLoader {
+    loader()
+        .with("ca.crt", CA)
+        .with("client.crt", CERT)
+        .with("client.key", KEY)
 }
 
 fn static_key_text(seed: u8) -> String {
@@ -77,11 +50,11 @@ fn parse_with(text: &str, loader: &MemLoader) -> Result<Profile, ProfileError> {
 }
 
 fn parse(extra: &str) -> Profile {
-    parse_with(&format!("{BASE}{extra}"), &MemLoader::pki()).unwrap()
+    parse_with(&format!("{BASE}{extra}"), &pki()).unwrap()
 }
 
 fn parse_err(extra: &str) -> String {
-    parse_with(&format!("{BASE}{extra}"), &MemLoader::pki())
+    parse_with(&format!("{BASE}{extra}"), &pki())
         .unwrap_err()
         .to_string()
 }
@@ -146,7 +119,7 @@ fn minimal_profile_has_openvpn_defaults() {
 
 #[test]
 fn pull_and_tls_client_make_a_client_profile() {
-    let l = MemLoader::pki();
+    let l = pki();
     let t = "pull\ntls-client\nremote h\nca ca.crt\ncert client.crt\nkey client.key\n";
     assert!(parse_with(t, &l).unwrap().pull);
     let t = "tls-client\nremote h\nca ca.crt\ncert client.crt\nkey client.key\n";
@@ -189,7 +162,7 @@ fn quoted_arguments() {
 
 #[test]
 fn quoted_file_names_with_spaces() {
-    let l = MemLoader::default()
+    let l = loader()
         .with("my ca.crt", CA)
         .with("dir/c.crt", CERT)
         .with("k k.key", KEY);
@@ -212,7 +185,7 @@ fn syntax_error_has_file_and_line() {
 #[test]
 fn crlf_line_endings() {
     let text = format!("{BASE}verb 5\n").replace('\n', "\r\n");
-    let p = parse_with(&text, &MemLoader::pki()).unwrap();
+    let p = parse_with(&text, &pki()).unwrap();
     assert_eq!(p.verb, 5);
     assert_eq!(p.remotes[0].host, "vpn.example.com");
 }
@@ -254,7 +227,7 @@ fn setenv_opt_makes_a_directive_optional() {
 fn error_message_names_file_line_and_directive() {
     let e = parse_err("remote other abc\n");
     assert_eq!(e, "client.ovpn:7: 'remote': port 'abc' is not a number");
-    let e = parse_with(&format!("{BASE}remote other abc\n"), &MemLoader::pki()).unwrap_err();
+    let e = parse_with(&format!("{BASE}remote other abc\n"), &pki()).unwrap_err();
     assert_eq!(e.line(), Some(7));
     assert_eq!(e.directive(), Some("remote"));
 }
@@ -320,7 +293,7 @@ fn bad_ports() {
 #[test]
 fn no_remote_is_an_error() {
     let t = "client\nca ca.crt\ncert client.crt\nkey client.key\n";
-    let e = parse_with(t, &MemLoader::pki()).unwrap_err().to_string();
+    let e = parse_with(t, &pki()).unwrap_err().to_string();
     assert!(e.contains("no 'remote'"), "{e}");
 }
 
@@ -333,7 +306,7 @@ fn connection_blocks() {
              <connection>\nremote c.example 80 tcp4\n</connection>\n\
              remote ignored.example\n\
              ca ca.crt\ncert client.crt\nkey client.key\n";
-    let p = parse_with(t, &MemLoader::pki()).unwrap();
+    let p = parse_with(t, &pki()).unwrap();
     let r: Vec<_> = p
         .remotes
         .iter()
@@ -355,7 +328,7 @@ fn connection_blocks() {
 #[test]
 fn connection_block_errors_have_real_line_numbers() {
     let t = format!("{BASE}<connection>\nremote a\nport xyz\n</connection>\n");
-    let e = parse_with(&t, &MemLoader::pki()).unwrap_err().to_string();
+    let e = parse_with(&t, &pki()).unwrap_err().to_string();
     assert_eq!(e, "client.ovpn:9: 'port': port 'xyz' is not a number");
     let e = parse_err("<connection>\nproto udp\n</connection>\n");
     assert!(
@@ -381,7 +354,7 @@ fn inline_pki_blocks() {
         "client\nremote h\n<ca>\n{CA}</ca>\n<cert>\n{CERT}</cert>\n<key>\n{KEY}</key>\n\
          <extra-certs>\n{CA}</extra-certs>\n"
     );
-    let p = parse_with(&t, &MemLoader::default()).unwrap();
+    let p = parse_with(&t, &loader()).unwrap();
     assert_eq!(p.tls.ca.as_deref(), Some(CA.as_bytes()));
     assert_eq!(p.tls.cert.as_deref(), Some(CERT.as_bytes()));
     assert_eq!(p.tls.key.as_deref(), Some(KEY.as_bytes()));
@@ -393,7 +366,7 @@ fn inline_tag_argument() {
     let t = format!(
         "client\nremote h\nca [inline]\ncert [inline]\nkey [inline]\n<ca>\n{CA}</ca>\n<cert>\n{CERT}</cert>\n<key>\n{KEY}</key>\n"
     );
-    let p = parse_with(&t, &MemLoader::default()).unwrap();
+    let p = parse_with(&t, &loader()).unwrap();
     assert_eq!(p.tls.ca.as_deref(), Some(CA.as_bytes()));
     let e = parse_err("extra-certs [inline]\n");
     assert!(e.contains("no <extra-certs> block"), "{e}");
@@ -401,7 +374,7 @@ fn inline_tag_argument() {
 
 #[test]
 fn relative_paths_resolve_against_the_profile_dir() {
-    let l = MemLoader::pki().with("keys/ta.key", static_key_text(0));
+    let l = pki().with("keys/ta.key", static_key_text(0));
     let p = parse_with(&format!("{BASE}tls-crypt keys/ta.key\n"), &l).unwrap();
     assert!(matches!(p.tls_wrap, Some(TlsWrap::Crypt { .. })));
     let e = parse_with(&format!("{BASE}tls-crypt missing.key\n"), &l)
@@ -416,7 +389,7 @@ fn relative_paths_resolve_against_the_profile_dir() {
 #[test]
 fn missing_ca_is_refused() {
     let t = "client\nremote h\ncert client.crt\nkey client.key\n";
-    let e = parse_with(t, &MemLoader::pki()).unwrap_err().to_string();
+    let e = parse_with(t, &pki()).unwrap_err().to_string();
     assert!(
         e.contains("no 'ca' or 'peer-fingerprint': the server could not be authenticated"),
         "{e}"
@@ -425,9 +398,7 @@ fn missing_ca_is_refused() {
 
 #[test]
 fn missing_ca_file_names_the_path() {
-    let e = parse_with(BASE, &MemLoader::default())
-        .unwrap_err()
-        .to_string();
+    let e = parse_with(BASE, &loader()).unwrap_err().to_string();
     assert!(
         e.starts_with("client.ovpn:4: 'ca': cannot read '/etc/vpn/ca.crt'"),
         "{e}"
@@ -436,17 +407,17 @@ fn missing_ca_file_names_the_path() {
 
 #[test]
 fn bad_pem_is_refused() {
-    let l = MemLoader::pki().with("ca.crt", "not a cert");
+    let l = pki().with("ca.crt", "not a cert");
     let e = parse_with(BASE, &l).unwrap_err().to_string();
     assert!(e.contains("'ca': 'ca.crt': no PEM"), "{e}");
-    let l = MemLoader::pki().with("client.key", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n");
+    let l = pki().with("client.key", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n");
     let e = parse_with(BASE, &l).unwrap_err().to_string();
     assert!(e.contains("'key'") && e.contains("encrypted"), "{e}");
 }
 
 #[test]
 fn cert_and_key_go_together() {
-    let l = MemLoader::pki();
+    let l = pki();
     let e = parse_with("client\nremote h\nca ca.crt\ncert client.crt\n", &l).unwrap_err();
     assert!(
         e.to_string().contains("'cert': a 'cert' needs its 'key'"),
@@ -468,7 +439,7 @@ fn peer_fingerprint_without_ca() {
         "client\nremote h\ncert client.crt\nkey client.key\npeer-fingerprint {fp1}\n\
          <peer-fingerprint>\n# server 2\n{fp2}\n</peer-fingerprint>\n"
     );
-    let p = parse_with(&t, &MemLoader::pki()).unwrap();
+    let p = parse_with(&t, &pki()).unwrap();
     assert!(p.tls.ca.is_none());
     assert_eq!(p.tls.peer_fingerprints, vec![[0xab; 32], [1; 32]]);
     assert!(parse_err("peer-fingerprint 12:34\n").contains("'peer-fingerprint': '12:34' is not"));
@@ -511,7 +482,7 @@ fn ns_cert_type_and_eku() {
 
 #[test]
 fn crl_verify() {
-    let l = MemLoader::pki().with(
+    let l = pki().with(
         "crl.pem",
         "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
     );
@@ -558,7 +529,7 @@ fn tls_library_knobs_warn() {
 
 #[test]
 fn tls_auth_file_with_direction() {
-    let l = MemLoader::pki().with("ta.key", static_key_text(7));
+    let l = pki().with("ta.key", static_key_text(7));
     let p = parse_with(&format!("{BASE}tls-auth ta.key 1\n"), &l).unwrap();
     let Some(TlsWrap::Auth { key, direction }) = p.tls_wrap else {
         panic!("no tls-auth")
@@ -733,7 +704,7 @@ fn compression() {
 
 #[test]
 fn auth_user_pass_forms() {
-    let l = MemLoader::pki()
+    let l = pki()
         .with("creds.txt", "alice\nwonder land\n")
         .with("user-only.txt", "bob\n");
     let p = parse_with(
@@ -1169,7 +1140,7 @@ fn load_profile_reports_missing_file() {
 fn example_profiles_parse() {
     // The shipped examples reference files next to them; serve those from memory.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/examples");
-    let loader = MemLoader::pki()
+    let loader = pki()
         .with("ta.key", static_key_text(9))
         .with(
             "client-tc2.key",
@@ -1288,7 +1259,7 @@ mod fuzz {
                 }
                 text.push('\n');
             }
-            let _ = parse_with(&text, &MemLoader::pki());
+            let _ = parse_with(&text, &pki());
         }
     }
 }

@@ -428,7 +428,6 @@ impl Server {
             return;
         };
         wrap.set_next_send_pid(2, self.unix_now(now));
-        let reset_payload = Vec::new();
         let mut peer = match Peer::after_cookie(
             self.cfg.clone(),
             peer_id,
@@ -436,7 +435,6 @@ impl Server {
             sid,
             client_sid,
             wrap,
-            reset_payload,
             now,
         ) {
             Ok(p) => p,

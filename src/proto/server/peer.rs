@@ -94,9 +94,8 @@ pub(crate) struct Peer {
 
 impl Peer {
     /// A session whose hard reset exchange already happened statelessly: the client's reset
-    /// (message 0) is received, ours (message 0, `reset_payload`) is acknowledged, and our wrap
+    /// (message 0) is received, ours (message 0) is acknowledged, and our wrap
     /// continues after the replay id the reset reply used.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn after_cookie(
         cfg: Arc<ServerConfig>,
         peer_id: u32,
@@ -104,14 +103,13 @@ impl Peer {
         sid: SessionId,
         peer_sid: SessionId,
         wrap: ControlWrap,
-        reset_payload: Vec<u8>,
         now: Instant,
     ) -> Result<Self, ClientError> {
         let mut ch = ControlChannel::new(sid, wrap, now, cfg.unix_time_at_start);
         ch.peer_sid = Some(peer_sid);
         let tls = TlsSession::server(cfg.tls.clone())?;
         let mut send = ReliableSend::new(cfg.tls_timeout);
-        let id = send.push(Opcode::HardResetServerV2, reset_payload, now);
+        let id = send.push(Opcode::HardResetServerV2, Vec::new(), now);
         send.handle_ack(id);
         let mut ks = KeyState::new(0, tls, send, now);
         ks.recv.handle(0, Opcode::HardResetClientV2, &[]);
@@ -153,13 +151,9 @@ impl Peer {
         self.ch.peer_sid
     }
 
-    /// Unwraps a control packet with this session's wrap.
+    /// Unwraps a control packet with this session's wrap (the channel counts what it drops).
     pub(crate) fn receive(&mut self, datagram: &[u8]) -> Option<Incoming> {
-        let r = self.ch.receive(datagram);
-        if r.is_none() {
-            self.dropped += 1;
-        }
-        r
+        self.ch.receive(datagram)
     }
 
     /// Handles an unwrapped control packet of this session.

@@ -269,7 +269,8 @@ pub async fn run(
         let cfg = StatusFile {
             path: s.path.clone(),
             interval: s.interval,
-            version: status_version(profile.status_version),
+            version: StatusVersion::from_number(u32::from(profile.status_version))
+                .unwrap_or_default(),
         };
         let ctl: Arc<dyn ServerControl> = control.clone();
         tokio::spawn(run_status_file(cfg, ctl, stop_aux.clone()));
@@ -457,14 +458,6 @@ fn udp_destination(client: SocketAddr, local: Option<SocketAddr>) -> SocketAddr 
             SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port())
         }
         (a, _) => a,
-    }
-}
-
-fn status_version(v: u8) -> StatusVersion {
-    match v {
-        2 => StatusVersion::V2,
-        3 => StatusVersion::V3,
-        _ => StatusVersion::V1,
     }
 }
 
@@ -728,7 +721,7 @@ impl Core {
         } else {
             None
         };
-        let (v4, v6) = setup::addresses(&self.profile, &decision.ccd, lease.as_ref());
+        let (v4, v6) = setup::addresses(&decision.ccd, lease.as_ref());
         let ps = setup::peer_setup(&self.profile, &decision, v4, v6);
         let client_id = self.next_client_id;
         self.next_client_id += 1;

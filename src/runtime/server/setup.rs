@@ -269,7 +269,6 @@ fn merge_ccd(base: &mut CcdEntry, more: CcdEntry) {
 
 /// The client's addresses: from `ifconfig-push` or the pool lease.
 pub fn addresses(
-    profile: &ServerProfile,
     ccd: &CcdEntry,
     lease: Option<&Lease>,
 ) -> (Option<(Ipv4Addr, Ipv4Addr)>, Option<Ipv6Addr>) {
@@ -281,7 +280,6 @@ pub fn addresses(
         .ifconfig_ipv6_push
         .map(|p| p.local)
         .or_else(|| lease.and_then(|l| l.v6));
-    let _ = profile;
     (v4, v6)
 }
 
