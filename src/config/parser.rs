@@ -870,10 +870,13 @@ impl<'a> Parser<'a> {
                 let m: u32 = self.number(d, "metric", &a[0])?;
                 self.profile.route_metric = (m != 0).then_some(m);
             }
-            "route-delay" | "route-method" | "ip-win32" | "register-dns" | "block-outside-dns"
-            | "dhcp-renew" | "dhcp-release" | "route-noexec" | "ifconfig-noexec"
-            | "windows-driver" | "disable-dco" => {
+            "route-delay" | "route-noexec" | "ifconfig-noexec" | "disable-dco" | "disable-occ" => {
                 self.warn(d, "ignored");
+            }
+            "route-method" | "ip-win32" | "register-dns" | "block-outside-dns" | "dhcp-renew"
+            | "dhcp-release" | "dhcp-pre-release" | "windows-driver" | "win-sys" | "tap-sleep"
+            | "service" | "show-net-up" | "allow-nonadmin" => {
+                self.warn(d, "Windows-only option, ignored on this system");
             }
             "ifconfig" | "ifconfig-ipv6" => {
                 self.warn(d, "ignored: a client gets its addresses from the server");

@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use ferrovpn::config::{ProfileError, Warning, load_profile, load_server_profile};
+use ferrovpn::config::{
+    AuthUserPass, Profile, ProfileError, TlsWrap, Warning, load_profile, load_server_profile,
+};
+use ferrovpn::proto::keys::KeyDirection;
 
 /// What kind of file it is: a server configuration has `server`, `mode server`, `tls-server`
 /// or `server-ipv6`; everything else is read as a client profile.
@@ -57,6 +60,118 @@ fn error_json(e: &ProfileError) -> String {
         e.directive().map_or("null".into(), json_str),
         json_str(&e.to_string())
     )
+}
+
+/// The resolved settings of a client profile that decide whether and how it connects.
+fn client_summary(p: &Profile) -> Vec<(String, String)> {
+    let mut s: Vec<(String, String)> = Vec::new();
+    let mut add = |k: &str, v: String| s.push((k.to_owned(), v));
+    for r in &p.remotes {
+        add(
+            "remote",
+            format!("{} {} {:?}", r.host, r.port, r.proto).to_lowercase(),
+        );
+    }
+    if p.remote_random {
+        add("remote-random", "yes".into());
+    }
+    add("dev", p.dev.clone().unwrap_or_else(|| "tun".into()));
+    let wrap = match &p.tls_wrap {
+        None => "none".to_owned(),
+        Some(TlsWrap::Auth { direction, .. }) => match direction {
+            KeyDirection::Normal => "tls-auth, key-direction 0".into(),
+            KeyDirection::Inverse => "tls-auth, key-direction 1".into(),
+            KeyDirection::Bidirectional => "tls-auth, no key-direction".into(),
+        },
+        Some(TlsWrap::Crypt { .. }) => "tls-crypt".into(),
+        Some(TlsWrap::CryptV2 { .. }) => "tls-crypt-v2".into(),
+    };
+    add("control-channel", wrap);
+    let names = |v: &[ferrovpn::proto::keys::Cipher]| {
+        v.iter().map(|c| c.name()).collect::<Vec<_>>().join(":")
+    };
+    add("data-ciphers", names(&p.data_ciphers));
+    if let Some(c) = p.data_ciphers_fallback {
+        add("data-ciphers-fallback", c.name().into());
+    }
+    add("auth", format!("{:?}", p.auth).to_lowercase());
+    let mut checks = Vec::new();
+    if let Some(r) = p.tls.remote_cert_tls {
+        checks.push(format!("remote-cert-tls {r:?}").to_lowercase());
+    }
+    if let Some(v) = &p.tls.verify_x509_name {
+        let kind = format!("{:?}", v.kind).to_lowercase();
+        checks.push(format!("verify-x509-name {} {kind}", v.name));
+    }
+    if !p.tls.peer_fingerprints.is_empty() {
+        checks.push(format!(
+            "peer-fingerprint x{}",
+            p.tls.peer_fingerprints.len()
+        ));
+    }
+    if p.tls.crl.is_some() {
+        checks.push("crl-verify".into());
+    }
+    if checks.is_empty() {
+        checks.push("CA chain + serverAuth EKU".into());
+    }
+    add("server-check", checks.join(", "));
+    let client_auth = match (&p.tls.cert, &p.auth_user_pass) {
+        (Some(_), None) => "certificate".to_owned(),
+        (None, None) => "none".to_owned(),
+        (cert, Some(up)) => {
+            let up = match up {
+                AuthUserPass::Prompt => "auth-user-pass (prompt)".to_owned(),
+                AuthUserPass::File { password, .. } => format!(
+                    "auth-user-pass ({})",
+                    if password.is_some() {
+                        "file"
+                    } else {
+                        "file, password prompted"
+                    }
+                ),
+            };
+            if cert.is_some() {
+                format!("certificate + {up}")
+            } else {
+                up
+            }
+        }
+    };
+    add("client-auth", client_auth);
+    if p.compression != ferrovpn::config::Compression::None {
+        add(
+            "compression",
+            format!(
+                "{:?}, allow-compression {:?}",
+                p.compression, p.allow_compression
+            )
+            .to_lowercase(),
+        );
+    }
+    if let Some(g) = p.redirect_gateway {
+        let flags = [
+            (g.def1, "def1"),
+            (g.local, "local"),
+            (g.ipv6, "ipv6"),
+            (g.no_ipv4, "!ipv4"),
+            (g.block_local, "block-local"),
+            (g.bypass_dhcp, "bypass-dhcp"),
+            (g.bypass_dns, "bypass-dns"),
+        ];
+        let on: Vec<&str> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
+        add("redirect-gateway", on.join(" "));
+    }
+    if p.route_nopull {
+        add("route-nopull", "yes".into());
+    }
+    for f in &p.pull_filters {
+        let action = format!("{:?}", f.action).to_lowercase();
+        add("pull-filter", format!("{action} \"{}\"", f.prefix));
+    }
+    add("tun-mtu", p.tun_mtu.to_string());
+    add("reneg-sec", p.reneg_sec.as_secs().to_string());
+    s
 }
 
 /// Runs the check; exit 0 without errors, 1 with errors.
@@ -118,21 +233,7 @@ pub fn run(path: &Path, server: bool, json: bool) -> ExitCode {
         } else {
             match load_profile(path) {
                 Ok(p) => {
-                    let mut s = Vec::new();
-                    for r in &p.remotes {
-                        s.push((
-                            "remote".into(),
-                            format!("{} {} {:?}", r.host, r.port, r.proto),
-                        ));
-                    }
-                    s.push((
-                        "data-ciphers".into(),
-                        p.data_ciphers
-                            .iter()
-                            .map(|c| c.name())
-                            .collect::<Vec<_>>()
-                            .join(":"),
-                    ));
+                    let s = client_summary(&p);
                     (p.warnings, s, None)
                 }
                 Err(e) => (Vec::new(), Vec::new(), Some(e)),
