@@ -256,6 +256,35 @@ fn udp_tls_crypt_v2_cookie_chacha20() {
     );
 }
 
+/// Layer 2: `dev tap` on the server (`server` then pushes `route-gateway`) and in the profile.
+/// Ethernet frames cross the data channel (ARP included), the pushed `ifconfig` is an address
+/// with a netmask and the pushed routes go via the gateway on the TAP segment.
+#[test]
+fn udp_dev_tap_layer2() {
+    let Some(mut s) = Session::start(
+        "udp-tap",
+        Knobs {
+            extra_server: vec!["dev tap".into()],
+            extra_client: vec!["dev tap".into()],
+            ..Knobs::default()
+        },
+    ) else {
+        return;
+    };
+    let link = support::netns::exec_in_ok(
+        &s.lab.client_ns,
+        &["ip", "-d", "-o", "link", "show", "type", "tun"],
+    );
+    assert!(
+        link.contains("tap") && link.contains("link/ether"),
+        "[udp-tap] the client's device is not a TAP device: {link}"
+    );
+    s.check_tunnel();
+    let t = Transfer::new(&s.server.tunnel_v4(), 20 * MB, 20 * MB);
+    s.bulk(t);
+    s.finish();
+}
+
 /// The pre-2.6 key derivation: the client does not offer TLS-EKM, so the server and client
 /// derive the data keys with the TLS 1.0 PRF (what OpenVPN 2.4/2.5 servers do); TCP, tls-crypt.
 #[test]

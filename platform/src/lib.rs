@@ -41,6 +41,8 @@ pub struct TunConfig {
     pub name: Option<String>,
     /// MTU the device is brought up with.
     pub mtu: u16,
+    /// A TAP device (Ethernet frames) instead of TUN (IP packets).
+    pub layer2: bool,
 }
 
 /// A layer-3 packet device.

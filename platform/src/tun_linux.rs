@@ -5,7 +5,8 @@ use std::io;
 use crate::{PlatformError, Tun, TunConfig};
 
 /// A Linux TUN device in layer-3 mode without packet-information header: every `recv` returns one
-/// IPv4 or IPv6 packet, every `send` writes one. The device disappears (with its addresses and
+/// IPv4 or IPv6 packet, every `send` writes one (or, with [`TunConfig::layer2`], a TAP device
+/// that carries one Ethernet frame per call). The device disappears (with its addresses and
 /// routes) when this value is dropped.
 pub struct LinuxTun {
     dev: tun_rs::AsyncDevice,
@@ -44,6 +45,9 @@ pub async fn open_tun(cfg: &TunConfig) -> Result<LinuxTun, PlatformError> {
         .mtu(cfg.mtu)
         .packet_information(false)
         .enable(true);
+    if cfg.layer2 {
+        builder = builder.layer(tun_rs::Layer::L2);
+    }
     if let Some(name) = &cfg.name {
         builder = builder.name(name.clone());
     }

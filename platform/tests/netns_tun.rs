@@ -208,6 +208,7 @@ async fn child(ns: &str, state_dir: &Path) {
     let uplink = open_tun(&TunConfig {
         name: Some("fvup0".into()),
         mtu: 1500,
+        layer2: false,
     })
     .await
     .unwrap();
@@ -241,6 +242,7 @@ async fn child(ns: &str, state_dir: &Path) {
         open_tun(&TunConfig {
             name: Some("fvpn0".into()),
             mtu: 1400,
+            layer2: false,
         })
         .await
         .unwrap(),
@@ -376,7 +378,8 @@ async fn child(ns: &str, state_dir: &Path) {
     assert!(matches!(
         open_tun(&TunConfig {
             name: Some("a-name-far-too-long".into()),
-            mtu: 1400
+            mtu: 1400,
+            layer2: false,
         })
         .await,
         Err(PlatformError::InvalidArgument(_))

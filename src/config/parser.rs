@@ -441,8 +441,7 @@ impl<'a> Parser<'a> {
             "dev-type" => {
                 self.nargs(d, 1, 1)?;
                 match a[0].as_str() {
-                    "tun" => {}
-                    "tap" => return Err(self.err(d, "dev tap is not supported")),
+                    "tun" | "tap" => {}
                     t => {
                         return Err(self.err(d, format!("unknown device type '{t}' (tun or tap)")));
                     }
@@ -1085,9 +1084,7 @@ impl<'a> Parser<'a> {
             let ty = match &self.dev_type {
                 Some((_, t)) => t.clone(),
                 None if name.starts_with("tun") => "tun".to_owned(),
-                None if name.starts_with("tap") => {
-                    return Err(self.err(d, "dev tap is not supported"));
-                }
+                None if name.starts_with("tap") => "tap".to_owned(),
                 None if name == "null" => {
                     return Err(self.err(d, "'dev null' is not supported"));
                 }
@@ -1095,13 +1092,13 @@ impl<'a> Parser<'a> {
                     return Err(self.err(
                         d,
                         format!(
-                            "cannot tell the type of device '{name}'; add 'dev-type tun' (tap is \
-                             not supported)"
+                            "cannot tell the type of device '{name}'; add 'dev-type tun' or \
+                             'dev-type tap'"
                         ),
                     ));
                 }
             };
-            debug_assert_eq!(ty, "tun");
+            self.profile.layer2 = ty == "tap";
             self.profile.dev = Some(name.clone());
         }
         Ok(())
@@ -1254,6 +1251,7 @@ fn default_profile(source: &Path) -> Profile {
         remotes: Vec::new(),
         remote_random: false,
         dev: None,
+        layer2: false,
         tls: TlsSettings::default(),
         tls_wrap: None,
         auth: Digest::Sha1,

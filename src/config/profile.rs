@@ -16,8 +16,10 @@ pub struct Profile {
     pub remotes: Vec<Remote>,
     /// `remote-random`.
     pub remote_random: bool,
-    /// `dev tun|tap` (only tun is supported; tap is an error).
+    /// `dev` name, if one was given (`tun`, `tun0`, `tap`, `tap3`, `vpn0` with `dev-type`).
     pub dev: Option<String>,
+    /// `dev tap` / `dev-type tap`: layer 2, Ethernet frames in the data channel.
+    pub layer2: bool,
     /// TLS material.
     pub tls: TlsSettings,
     /// Control-channel wrapping (`tls-auth`, `tls-crypt`, `tls-crypt-v2`).

@@ -993,9 +993,6 @@ fn warned_directives() {
 #[test]
 fn refused_directives() {
     for (line, needle) in [
-        ("dev tap", "dev tap is not supported"),
-        ("dev tap0", "dev tap is not supported"),
-        ("dev-type tap", "dev tap is not supported"),
         ("dev myvpn", "dev-type"),
         ("pkcs12 client.p12", "openssl pkcs12 -in client.p12"),
         ("http-proxy proxy.example 8080", "proxy"),
@@ -1262,4 +1259,15 @@ mod fuzz {
             let _ = parse_with(&text, &pki());
         }
     }
+}
+
+#[test]
+fn dev_tap_is_layer2() {
+    assert!(!parse("dev tun\n").layer2);
+    assert!(parse("dev tap\n").layer2);
+    let p = parse("dev vpn0\ndev-type tap\n");
+    assert!(p.layer2);
+    assert_eq!(p.dev.as_deref(), Some("vpn0"));
+    let e = parse_err("dev vpn0\n");
+    assert!(e.contains("dev-type tap"), "{e}");
 }

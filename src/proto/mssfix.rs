@@ -77,6 +77,14 @@ fn checksum_adjust(sum: u16, old: u16, new: u16) -> u16 {
     !(acc as u16)
 }
 
+/// The IPv4 or IPv6 packet inside an untagged Ethernet frame (`dev tap`), if it holds one.
+pub fn ip_packet_in_frame(frame: &mut [u8]) -> Option<&mut [u8]> {
+    match frame.get(12..14)? {
+        [0x08, 0x00] | [0x86, 0xdd] => Some(&mut frame[14..]),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +160,25 @@ mod tests {
         let mut bad = syn_v4(1460);
         bad[43] = 0; // option length 0
         assert!(!clamp_mss(&mut bad, 1000));
+    }
+
+    #[test]
+    fn clamps_inside_ethernet_frames() {
+        let mut frame = vec![0xff; 12];
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&syn_v4(1460));
+        let ip = ip_packet_in_frame(&mut frame).expect("IPv4 in the frame");
+        assert!(clamp_mss(ip, 1300));
+        assert_eq!(u16::from_be_bytes([frame[14 + 44], frame[14 + 45]]), 1300);
+        assert_eq!(tcp_checksum_v4(&frame[14..]), 0);
+        // ARP, VLAN-tagged and runt frames are left alone.
+        let mut arp = vec![0xff; 12];
+        arp.extend_from_slice(&[0x08, 0x06, 0, 1]);
+        assert!(ip_packet_in_frame(&mut arp).is_none());
+        let mut vlan = vec![0xff; 12];
+        vlan.extend_from_slice(&[0x81, 0x00, 0, 1, 0x08, 0x00]);
+        assert!(ip_packet_in_frame(&mut vlan).is_none());
+        assert!(ip_packet_in_frame(&mut [0u8; 13]).is_none());
     }
 
     #[test]

@@ -153,6 +153,7 @@ pub(crate) fn configs(
         replay_window: 512,
         tun_mtu: 1500,
         mssfix: Some(1492),
+        layer2: false,
         ipv6_transport: false,
         unix_time_at_start: 1_700_000_000,
         rng: seeded_rng(seed),

@@ -98,7 +98,7 @@ pub async fn run(
         Ok(s) => s,
         Err(e) => return Outcome::Failed(e),
     };
-    let device = Device::tun(opts.dev.clone(), state_dir);
+    let device = Device::tun(opts.dev.clone(), profile.layer2, state_dir);
     run_with(profile, credentials, opts, device, stop, None).await
 }
 

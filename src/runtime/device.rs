@@ -36,6 +36,7 @@ pub struct StackDevice {
 /// Tunnel mode's state.
 pub struct TunDevice {
     name: Option<String>,
+    layer2: bool,
     state_dir: PathBuf,
     tun: Option<Arc<LinuxTun>>,
     applied: Option<Applied>,
@@ -43,10 +44,12 @@ pub struct TunDevice {
 }
 
 impl Device {
-    /// A TUN device named `name` (or the kernel's choice), created when the tunnel comes up.
-    pub fn tun(name: Option<String>, state_dir: PathBuf) -> Self {
+    /// A TUN device named `name` (or the kernel's choice), created when the tunnel comes up; a
+    /// TAP device (Ethernet frames) with `layer2`.
+    pub fn tun(name: Option<String>, layer2: bool, state_dir: PathBuf) -> Self {
         Self::Tun(TunDevice {
             name,
+            layer2,
             state_dir,
             tun: None,
             applied: None,
@@ -173,6 +176,7 @@ impl TunDevice {
         let tun = open_tun(&TunConfig {
             name: self.name.clone(),
             mtu,
+            layer2: self.layer2,
         })
         .await
         .map_err(|e| e.to_string())?;

@@ -19,6 +19,9 @@ pub struct NetPlan {
     pub v6: Option<(Ipv6Addr, u8)>,
     /// IPv4 routes through the tunnel.
     pub routes_v4: Vec<(Ipv4Addr, u8, Option<u32>)>,
+    /// Next hop of the IPv4 routes on a TAP device (`route-gateway`): on an Ethernet segment a
+    /// route needs a neighbour to send to.
+    pub route_via: Option<Ipv4Addr>,
     /// IPv6 routes through the tunnel.
     pub routes_v6: Vec<(Ipv6Addr, u8, Option<u32>)>,
     /// Host routes to the server via the original gateway (redirect-gateway).
@@ -40,8 +43,17 @@ impl NetPlan {
     pub fn build(push: &PushedOptions, profile: &Profile, server: IpAddr) -> Self {
         let mut plan = Self::default();
         let mut vpn_gateway = push.route_gateway;
+        // On a TAP device the second `ifconfig` argument is always a netmask.
+        let topology = if profile.layer2 {
+            Topology::Subnet
+        } else {
+            push.topology
+        };
+        if profile.layer2 {
+            plan.route_via = push.route_gateway;
+        }
         if let Some((a, b)) = push.ifconfig {
-            match push.topology {
+            match topology {
                 Topology::Subnet => match prefix_of(b) {
                     Some(p) => plan.v4 = Some((a, p, None)),
                     None => plan
@@ -193,7 +205,7 @@ pub async fn apply(
         }
     }
     for (n, p, m) in &plan.routes_v4 {
-        net.add_route_v4(*n, *p, None, true, *m).await?;
+        net.add_route_v4(*n, *p, plan.route_via, true, *m).await?;
     }
     for (n, p, m) in &plan.routes_v6 {
         net.add_route_v6(*n, *p, None, *m).await?;
@@ -266,6 +278,25 @@ mod tests {
             ))
         );
         assert!(plan.bypass.is_empty());
+    }
+
+    #[test]
+    fn tap_ifconfig_is_a_netmask_and_routes_go_via_the_gateway() {
+        let mut profile = profile();
+        profile.layer2 = true;
+        let mut push = PushedOptions::default();
+        push.apply_chunk(
+            "route-gateway 198.19.3.1,ifconfig 198.19.3.2 255.255.255.0,route 198.19.60.0 255.255.255.0",
+            &PullPolicy::default(),
+        )
+        .unwrap();
+        let plan = NetPlan::build(&push, &profile, "198.18.0.1".parse().unwrap());
+        assert_eq!(plan.v4, Some(("198.19.3.2".parse().unwrap(), 24, None)));
+        assert_eq!(plan.route_via, Some("198.19.3.1".parse().unwrap()));
+        assert_eq!(
+            plan.routes_v4,
+            vec![("198.19.60.0".parse().unwrap(), 24, None)]
+        );
     }
 
     #[test]

@@ -294,12 +294,27 @@ pub async fn start(
     Ok((device, listening))
 }
 
+/// The userspace stack speaks IP, not Ethernet: a `dev tap` profile needs tunnel mode.
+fn layer3_only(profile: &Profile) -> Result<(), String> {
+    if profile.layer2 {
+        return Err(format!(
+            "{}: 'dev tap' (layer 2) works in tunnel mode only; use 'ferrovpn connect' for this \
+             server, or ask for a 'dev tun' server",
+            profile.source.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `ferrovpn proxy` until stopped.
 pub async fn run(
     profile: Profile,
     credentials: Option<Credentials>,
     mut opts: ProxyOptions,
 ) -> Outcome {
+    if let Err(e) = layer3_only(&profile) {
+        return Outcome::Failed(e);
+    }
     if opts.socks5.is_empty() && opts.http.is_empty() {
         opts.socks5.push(SocketAddr::from(([127, 0, 0, 1], 1080)));
         opts.http.push(SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -372,6 +387,7 @@ pub async fn exec(
     mut opts: ProxyOptions,
     command: Vec<String>,
 ) -> Result<u8, String> {
+    layer3_only(&profile)?;
     opts.socks5 = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     opts.http = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     let signals = super::signals::stop_on_signals()?;

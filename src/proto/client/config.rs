@@ -84,6 +84,8 @@ pub struct ClientConfig {
     pub tun_mtu: u16,
     /// `mssfix` (None: off): the largest encapsulated UDP/TCP packet, IP header included.
     pub mssfix: Option<u16>,
+    /// `dev tap`: the data channel carries Ethernet frames.
+    pub layer2: bool,
     /// The transport runs over IPv6 (for the MSS computation).
     pub ipv6_transport: bool,
     /// Wall-clock seconds at the session's start (for replay-id time fields).
@@ -130,7 +132,10 @@ impl ClientConfig {
                 allow_compression: profile.allow_compression != crate::config::AllowCompression::No,
             },
             peer_info,
-            occ_options: occ_options_string(tcp, ipv6_transport, profile.tun_mtu, tls_auth_digest),
+            occ_options: dev_type(
+                occ_options_string(tcp, ipv6_transport, profile.tun_mtu, tls_auth_digest),
+                profile.layer2,
+            ),
             credentials,
             auth_token: None,
             tcp,
@@ -146,6 +151,7 @@ impl ClientConfig {
             replay_window: crate::proto::replay::DEFAULT_WINDOW.max(512),
             tun_mtu: profile.tun_mtu,
             mssfix: profile.mssfix,
+            layer2: profile.layer2,
             ipv6_transport,
             unix_time_at_start,
             rng,
@@ -163,5 +169,14 @@ impl ClientConfig {
                 ControlWrap::tls_crypt_v2_client(key, wkc.clone())?
             }
         })
+    }
+}
+
+/// The OCC options string names the device type; servers compare it with their own.
+fn dev_type(occ: String, layer2: bool) -> String {
+    if layer2 {
+        occ.replacen("dev-type tun", "dev-type tap", 1)
+    } else {
+        occ
     }
 }

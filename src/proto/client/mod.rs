@@ -876,12 +876,14 @@ impl Client {
         let transport =
             if self.cfg.ipv6_transport { 40 } else { 20 } + if self.cfg.tcp { 22 } else { 8 };
         let framing = usize::from(self.framing != Framing::None);
-        let mss = usize::from(mssfix).checked_sub(transport + overhead + framing + 40)?;
+        let ethernet = if self.cfg.layer2 { 14 } else { 0 };
+        let mss =
+            usize::from(mssfix).checked_sub(transport + overhead + framing + ethernet + 40)?;
         u16::try_from(mss).ok().filter(|m| *m >= 536)
     }
 
     fn clamp_mss(&self, packet: &mut [u8]) {
-        clamp_mss_with(self.mss_v4(), packet);
+        clamp_mss_with(self.mss_v4(), self.cfg.layer2, packet);
     }
 
     fn send_exit_notifications(&mut self, now: Instant) {
@@ -984,7 +986,7 @@ impl Client {
             Inband::Ip(ip) => {
                 packet_out.clear();
                 packet_out.extend_from_slice(ip);
-                clamp_mss_with(mss, packet_out);
+                clamp_mss_with(mss, self.cfg.layer2, packet_out);
                 self.stats.rx_packets += 1;
                 self.stats.rx_bytes += ip.len() as u64;
                 true
@@ -1003,8 +1005,18 @@ impl Client {
     }
 }
 
-fn clamp_mss_with(mss_v4: Option<u16>, packet: &mut [u8]) {
+/// Clamps the MSS of a TCP SYN in an IP packet, or in an Ethernet frame (`layer2`) that carries
+/// IPv4 or IPv6 without a VLAN tag.
+fn clamp_mss_with(mss_v4: Option<u16>, layer2: bool, packet: &mut [u8]) {
     let Some(mss) = mss_v4 else { return };
+    let packet = if layer2 {
+        match crate::proto::mssfix::ip_packet_in_frame(packet) {
+            Some(ip) => ip,
+            None => return,
+        }
+    } else {
+        packet
+    };
     let mss = if packet.first().is_some_and(|b| b >> 4 == 6) {
         mss - 20
     } else {

@@ -61,6 +61,7 @@ impl ServerDevice {
         let tun = open_tun(&TunConfig {
             name,
             mtu: p.tun_mtu,
+            layer2: false,
         })
         .await
         .map_err(|e| format!("cannot create the TUN device: {e} (tunnel mode needs root or CAP_NET_ADMIN; --userspace needs neither)"))?;
