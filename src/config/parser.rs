@@ -14,6 +14,8 @@ use super::material;
 use super::profile::*;
 use crate::proto::keys::{Cipher, Digest, KeyDirection};
 
+mod p2p;
+
 /// Reads the files a profile refers to (`ca`, `tls-crypt`, `auth-user-pass`, ...).
 pub trait FileLoader {
     /// Reads `path` as written in the profile (relative paths are the loader's business).
@@ -248,6 +250,8 @@ struct Parser<'a> {
     dev_type: Option<(usize, String)>,
     push_peer_info: bool,
     user_vars: Vec<(String, String)>,
+    /// Point-to-point directives (`secret`, `ifconfig`, ...).
+    p2p: p2p::P2pDirectives,
 }
 
 impl<'a> std::ops::Deref for Parser<'a> {
@@ -284,6 +288,7 @@ impl<'a> Parser<'a> {
             dev_type: None,
             push_peer_info: false,
             user_vars: Vec::new(),
+            p2p: p2p::P2pDirectives::default(),
         }
     }
 
@@ -426,13 +431,7 @@ impl<'a> Parser<'a> {
                     m => return Err(self.err(d, format!("unknown mode '{m}'"))),
                 }
             }
-            "secret" => {
-                return Err(self.err(
-                    d,
-                    "static-key mode is not supported; use a TLS client profile (client, ca, \
-                     cert, key)",
-                ));
-            }
+            "secret" => self.p2p_secret(d)?,
             "dev" => {
                 self.nargs(d, 1, 1)?;
                 self.no_inline(d)?;
@@ -509,6 +508,8 @@ impl<'a> Parser<'a> {
                     "push-peer-info" => self.push_peer_info = true,
                     "route-nopull" => self.profile.route_nopull = true,
                     "block-ipv6" => self.profile.block_ipv6 = true,
+                    "nobind" => self.p2p.nobind = true,
+                    "float" => self.p2p.float = true,
                     _ => {}
                 }
             }
@@ -877,7 +878,8 @@ impl<'a> Parser<'a> {
             | "service" | "show-net-up" | "allow-nonadmin" => {
                 self.warn(d, "Windows-only option, ignored on this system");
             }
-            "ifconfig" | "ifconfig-ipv6" => {
+            "ifconfig" => self.p2p_ifconfig(d)?,
+            "ifconfig-ipv6" => {
                 self.warn(d, "ignored: a client gets its addresses from the server");
             }
 
@@ -1051,6 +1053,10 @@ impl<'a> Parser<'a> {
 
     /// Applies defaults and cross-checks, loads the referenced files.
     fn finish(mut self) -> Res<Profile> {
+        if self.p2p.is_static_key() {
+            return self.finish_static_key();
+        }
+        self.p2p_ifconfig_ignored();
         if !(self.client || self.profile.pull || self.tls_client) {
             return Err(self.incomplete(
                 "not a client profile: it has none of 'client', 'pull' or 'tls-client'",
@@ -1252,6 +1258,7 @@ fn default_profile(source: &Path) -> Profile {
         remote_random: false,
         dev: None,
         layer2: false,
+        static_key: None,
         tls: TlsSettings::default(),
         tls_wrap: None,
         auth: Digest::Sha1,

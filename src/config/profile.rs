@@ -20,6 +20,8 @@ pub struct Profile {
     pub dev: Option<String>,
     /// `dev tap` / `dev-type tap`: layer 2, Ethernet frames in the data channel.
     pub layer2: bool,
+    /// Static-key point-to-point mode (`secret`): no TLS, no server, no pull.
+    pub static_key: Option<StaticKeyMode>,
     /// TLS material.
     pub tls: TlsSettings,
     /// Control-channel wrapping (`tls-auth`, `tls-crypt`, `tls-crypt-v2`).
@@ -97,6 +99,23 @@ pub struct Profile {
     pub pull: bool,
     /// Warnings for ignored or unsupported directives.
     pub warnings: Vec<Warning>,
+}
+
+/// Static-key point-to-point mode: `secret KEY [DIRECTION]`, `ifconfig LOCAL REMOTE`.
+#[derive(Clone, Debug)]
+pub struct StaticKeyMode {
+    /// The 2048-bit key (cipher and HMAC keys for both directions).
+    pub key: Key2,
+    /// Which halves send and receive (`secret FILE 0|1` or `key-direction`).
+    pub direction: KeyDirection,
+    /// The CBC cipher (`cipher`), with the profile's `auth` digest.
+    pub cipher: Cipher,
+    /// `ifconfig LOCAL REMOTE` for the device.
+    pub ifconfig: Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)>,
+    /// The UDP port to listen on (`port`/`lport`), None with `nobind`.
+    pub local_port: Option<u16>,
+    /// `float`: accept the peer from a new address once its packets authenticate.
+    pub float: bool,
 }
 
 /// A `remote host [port] [proto]` entry.

@@ -997,7 +997,7 @@ fn refused_directives() {
         ("pkcs12 client.p12", "openssl pkcs12 -in client.p12"),
         ("http-proxy proxy.example 8080", "proxy"),
         ("socks-proxy 127.0.0.1 1080", "proxy"),
-        ("secret static.key 1", "static-key mode is not supported"),
+        ("secret static.key 1", "cannot be combined with 'client'"),
         ("tls-server", "server configuration"),
         ("mode server", "server configuration"),
         ("server 10.8.0.0 255.255.255.0", "server configuration"),
@@ -1102,15 +1102,47 @@ fn vector_d_tls_crypt_tcp() {
 }
 
 #[test]
-fn vector_e_static_key_is_refused() {
-    let e = vector("e-static-key-udp-aes256cbc-sha256").unwrap_err();
-    assert_eq!(e.line(), Some(6));
-    assert_eq!(e.directive(), Some("secret"));
+fn vector_e_static_key_point_to_point() {
+    let p = vector("e-static-key-udp-aes256cbc-sha256").unwrap();
+    let s = p.static_key.expect("static-key mode");
+    assert_eq!(s.direction, KeyDirection::Inverse);
+    assert_eq!(s.cipher, Cipher::Aes256Cbc);
+    assert_eq!(p.auth, Digest::Sha256);
+    assert_eq!(
+        s.ifconfig,
+        Some(("198.19.5.2".parse().unwrap(), "198.19.5.1".parse().unwrap()))
+    );
+    assert_eq!(s.local_port, None, "nobind");
+    assert_eq!(p.ping_restart, Some(Duration::from_secs(20)));
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+}
+
+#[test]
+fn static_key_needs_a_cbc_cipher_and_no_tls() {
+    let loader = loader().with("static.key", static_key_text(3));
+    let p = |text: &str| parse_with(text, &loader);
+    let e = p("remote 198.18.0.1\nsecret static.key 0\n")
+        .unwrap_err()
+        .to_string();
     assert!(
-        e.to_string()
-            .contains("client.conf:6: 'secret': static-key mode"),
+        e.contains("'secret'") && e.contains("cipher AES-256-CBC"),
         "{e}"
     );
+    let e = p("client\nremote 198.18.0.1\nsecret static.key\ncipher AES-256-CBC\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot be combined with 'client'"), "{e}");
+    let ok = p("secret static.key 0\ncipher AES-128-CBC\nifconfig 198.19.9.1 198.19.9.2\nport 1195\nfloat\n")
+        .unwrap();
+    let s = ok.static_key.unwrap();
+    assert_eq!(s.direction, KeyDirection::Normal);
+    assert_eq!(s.local_port, Some(1195));
+    assert!(s.float);
+    assert!(ok.remotes.is_empty(), "a listening peer needs no remote");
+    let e = p("secret static.key 0\ncipher AES-128-CBC\nifconfig 198.19.9.1 nope\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'ifconfig'") && e.contains("nope"), "{e}");
 }
 
 #[test]

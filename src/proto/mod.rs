@@ -9,6 +9,7 @@ pub mod data;
 pub mod handshake;
 pub mod keys;
 pub mod mssfix;
+pub mod p2p;
 pub mod reliable;
 pub mod replay;
 pub mod server;

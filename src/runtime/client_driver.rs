@@ -94,6 +94,9 @@ pub async fn run(
         Ok(false) => {}
         Err(e) => warn!("checking for DNS left by an earlier run: {e}"),
     }
+    if profile.static_key.is_some() {
+        return super::p2p_driver::run(profile, opts, state_dir).await;
+    }
     let stop = match super::signals::stop_on_signals() {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(e),

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod device;
 pub mod health;
 pub mod netcfg;
+pub mod p2p_driver;
 pub mod pki;
 pub mod profiles;
 pub mod proxy_driver;

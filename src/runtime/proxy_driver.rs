@@ -294,8 +294,16 @@ pub async fn start(
     Ok((device, listening))
 }
 
-/// The userspace stack speaks IP, not Ethernet: a `dev tap` profile needs tunnel mode.
+/// The userspace stack speaks IP, not Ethernet: a `dev tap` profile needs tunnel mode; so does
+/// a static-key point-to-point profile (no server to pull a configuration from).
 fn layer3_only(profile: &Profile) -> Result<(), String> {
+    if profile.static_key.is_some() {
+        return Err(format!(
+            "{}: static-key point-to-point profiles ('secret') run in tunnel mode only; use \
+             'ferrovpn connect'",
+            profile.source.display()
+        ));
+    }
     if profile.layer2 {
         return Err(format!(
             "{}: 'dev tap' (layer 2) works in tunnel mode only; use 'ferrovpn connect' for this \

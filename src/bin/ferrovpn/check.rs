@@ -76,6 +76,29 @@ fn client_summary(p: &Profile) -> Vec<(String, String)> {
         add("remote-random", "yes".into());
     }
     add("dev", p.dev.clone().unwrap_or_else(|| "tun".into()));
+    if let Some(k) = &p.static_key {
+        add(
+            "mode",
+            format!(
+                "static-key point-to-point, {} with {:?}, key-direction {}{}{}",
+                k.cipher.name(),
+                p.auth,
+                match k.direction {
+                    KeyDirection::Normal => "0",
+                    KeyDirection::Inverse => "1",
+                    KeyDirection::Bidirectional => "none",
+                },
+                k.ifconfig
+                    .map(|(l, r)| format!(", ifconfig {l} {r}"))
+                    .unwrap_or_default(),
+                k.local_port
+                    .map(|port| format!(", listening on UDP {port}"))
+                    .unwrap_or_default()
+            )
+            .to_lowercase(),
+        );
+        return s;
+    }
     let wrap = match &p.tls_wrap {
         None => "none".to_owned(),
         Some(TlsWrap::Auth { direction, .. }) => match direction {

@@ -18,7 +18,7 @@ use aws_lc_rs::iv::FixedLength;
 use zeroize::Zeroizing;
 
 use super::error::DataError;
-use crate::proto::keys::{Cipher, Digest, Key2, KeyIndex};
+use crate::proto::keys::{Cipher, Digest, Key2, KeyDirection, KeyIndex};
 use crate::proto::replay::{DEFAULT_WINDOW, ReplayWindow};
 
 /// Opcode of `P_DATA_V1` (1-byte header).
@@ -87,6 +87,9 @@ pub struct DataKey {
     replay: ReplayWindow,
     /// CBC IV source; `None` = deterministic IVs (see [`DataKey::set_rng`]).
     rng: Option<RandomSource>,
+    /// Static-key mode: packets have no header and carry the long packet id, `id || time`,
+    /// with this time (the sender's start time) in what we send.
+    long_id_time: Option<u32>,
 }
 
 #[allow(
@@ -127,8 +130,34 @@ impl DataKey {
     /// `cipher[0..key_len]`; AEAD implicit IV = `hmac[0..8]`; CBC HMAC key =
     /// `hmac[0..digest_len]`. `auth` is ignored for AEAD ciphers; CBC with `auth none` is refused.
     pub fn new(cipher: Cipher, auth: Digest, key2: &Key2, role: Role) -> Result<Self, DataError> {
-        let send = role.send_index();
-        let recv = role.recv_index();
+        Self::build(cipher, auth, key2, role.send_index(), role.recv_index())
+    }
+
+    /// Static-key mode (`secret`): the key file's halves chosen by `direction`, CBC only, no
+    /// packet header, long packet ids (`id || time`, `time` = `unix_time`) inside the encryption
+    /// (the vectors' README, correction 3).
+    pub fn new_static_key(
+        cipher: Cipher,
+        auth: Digest,
+        key2: &Key2,
+        direction: KeyDirection,
+        unix_time: u32,
+    ) -> Result<Self, DataError> {
+        if cipher.is_aead() {
+            return Err(DataError::UnsupportedCipher);
+        }
+        let mut k = Self::build(cipher, auth, key2, direction.send(), direction.recv())?;
+        k.long_id_time = Some(unix_time);
+        Ok(k)
+    }
+
+    fn build(
+        cipher: Cipher,
+        auth: Digest,
+        key2: &Key2,
+        send: KeyIndex,
+        recv: KeyIndex,
+    ) -> Result<Self, DataError> {
         let (sealer, opener) = if cipher.is_aead() {
             let alg = aead_algorithm(cipher)?;
             let (key, implicit_iv) = aead_parts(alg, cipher, key2, send)?;
@@ -160,6 +189,7 @@ impl DataKey {
             sent: 0,
             replay: ReplayWindow::new(DEFAULT_WINDOW),
             rng: None,
+            long_id_time: None,
         })
     }
 
@@ -185,7 +215,7 @@ impl DataKey {
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), DataError> {
-        let hl = check_header_len(header.len())?;
+        let hl = self.header_len(header.len())?;
         let id = self.last_sent_id.wrapping_add(1);
         if id == u32::MAX {
             return Err(DataError::PacketIdExhausted);
@@ -219,7 +249,8 @@ impl DataKey {
                 digest_len,
             } => {
                 let dl = *digest_len;
-                let inner = 4 + plaintext.len();
+                let id_len = if self.long_id_time.is_some() { 8 } else { 4 };
+                let inner = id_len + plaintext.len();
                 let pad = CBC_BLOCK - inner % CBC_BLOCK;
                 let ct_start = hl + dl + CBC_IV_LEN;
                 out.reserve(ct_start + inner + pad);
@@ -232,6 +263,9 @@ impl DataKey {
                 }
                 out.extend_from_slice(&iv);
                 out.extend_from_slice(&id_bytes);
+                if let Some(t) = self.long_id_time {
+                    out.extend_from_slice(&t.to_be_bytes());
+                }
                 out.extend_from_slice(plaintext);
                 // pad is 1..=16, fits in a byte.
                 out.resize(ct_start + inner + pad, pad as u8);
@@ -257,7 +291,7 @@ impl DataKey {
         header_len: usize,
         out: &'o mut Vec<u8>,
     ) -> Result<&'o mut [u8], DataError> {
-        let hl = check_header_len(header_len)?;
+        let hl = self.header_len(header_len)?;
         match &self.opener {
             Opener::Aead { key, implicit_iv } => {
                 let body = hl + 4 + AEAD_TAG_LEN;
@@ -307,13 +341,27 @@ impl DataKey {
                     .map_err(|_| DataError::Crypto)?
                     .len();
                 let end = strip_pkcs7(&out[..len])?;
-                if end < 4 {
-                    return Err(truncated(4, end));
+                let id_len = if self.long_id_time.is_some() { 8 } else { 4 };
+                if end < id_len {
+                    return Err(truncated(id_len, end));
                 }
                 let id = read_u32(&out[..4]);
-                self.replay.accept(id)?;
-                Ok(&mut out[4..end])
+                if id_len == 8 {
+                    self.replay.accept_long(id, read_u32(&out[4..8]))?;
+                } else {
+                    self.replay.accept(id)?;
+                }
+                Ok(&mut out[id_len..end])
             }
+        }
+    }
+
+    /// Packets have a 1- or 4-byte header, none in static-key mode.
+    fn header_len(&self, len: usize) -> Result<usize, DataError> {
+        match (self.long_id_time, len) {
+            (Some(_), 0) => Ok(0),
+            (Some(_), n) => Err(DataError::BadHeaderLen(n)),
+            (None, n) => check_header_len(n),
         }
     }
 

@@ -514,3 +514,65 @@ fn annotated_chacha_packet_b16() {
     v1.extend_from_slice(&d.payload[4..]);
     assert_eq!(fresh.open(&v1, 1, &mut out), Err(DataError::BadTag));
 }
+
+/// Static-key mode against capture e (OpenVPN 2.6 `secret static.key 0` server and `... 1`
+/// client, AES-256-CBC + HMAC-SHA256): every packet opens with the receiver's direction, carries
+/// the long packet id, and is a ping, OCC or an IP packet; a replay of it is refused.
+#[test]
+fn static_key_capture_e_opens_every_packet() {
+    use crate::proto::keys::KeyDirection;
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/vectors/e-static-key-udp-aes256cbc-sha256/"
+    );
+    let text = std::fs::read_to_string(format!("{dir}static.key")).unwrap();
+    let pcap = std::fs::read(format!("{dir}capture.pcap")).unwrap();
+    let key = Key2::parse_static_key_file(&text).unwrap();
+    let mk = |d| DataKey::new_static_key(Cipher::Aes256Cbc, Digest::Sha256, &key, d, 1).unwrap();
+    // The server (direction 0) receives what the client sends, and the other way round.
+    let mut server = mk(KeyDirection::Normal);
+    let mut client = mk(KeyDirection::Inverse);
+    let pkts = udp_datagrams(&pcap, 1194);
+    assert!(pkts.len() >= 10, "capture e has {} packets", pkts.len());
+    let mut out = Vec::new();
+    let (mut pings, mut ip) = (0, 0);
+    for p in &pkts {
+        let rx = if p.to_server {
+            &mut server
+        } else {
+            &mut client
+        };
+        let plain = rx
+            .open(p.payload, 0, &mut out)
+            .unwrap_or_else(|e| panic!("packet of {} bytes: {e}", p.payload.len()));
+        match crate::proto::data::classify(plain) {
+            crate::proto::data::Inband::Ping => pings += 1,
+            crate::proto::data::Inband::Ip(_) => ip += 1,
+            crate::proto::data::Inband::Occ { .. } => {}
+        }
+        let rx = if p.to_server {
+            &mut server
+        } else {
+            &mut client
+        };
+        assert!(rx.open(p.payload, 0, &mut out).is_err(), "replay accepted");
+    }
+    assert!(pings > 0 && ip > 0, "pings {pings}, IP packets {ip}");
+    // And what we seal opens on the other side (no header, 8-byte packet id).
+    let (mut server, mut client) = (mk(KeyDirection::Normal), mk(KeyDirection::Inverse));
+    let mut sealed = Vec::new();
+    client.seal(&[], b"\x45hello", &mut sealed).unwrap();
+    assert_eq!((sealed.len() - 32 - 16) % 16, 0);
+    assert_eq!(server.open(&sealed, 0, &mut out).unwrap(), b"\x45hello");
+    assert!(client.seal(&[0x30], b"x", &mut sealed).is_err());
+    assert!(
+        DataKey::new_static_key(
+            Cipher::Aes256Gcm,
+            Digest::Sha256,
+            &key,
+            KeyDirection::Normal,
+            1
+        )
+        .is_err()
+    );
+}
