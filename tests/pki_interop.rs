@@ -1,6 +1,7 @@
-//! Interop tests of the built-in PKI and self-hosting helpers (`ferrovpn::runtime::pki`):
-//! the server.conf of `init_server` and the `.ovpn` profile of `add_client`, run by the stock
-//! OpenVPN 2.6 server and client and by `ferrovpn serve`.
+//! Interop tests of the built-in PKI and self-hosting commands, run as the README shows them
+//! (`ferrovpn init-server`, `ferrovpn add-client`, `ferrovpn pki revoke`): the server.conf and
+//! the `.ovpn` profile they write, run by the stock OpenVPN 2.6 server and client and by
+//! `ferrovpn serve`.
 //!
 //! Only two lines of the generated server.conf change for the lab: the listener is bound to the
 //! lab's server underlay address (198.18.X.1) and the tunnel network 10.8.0.0/24 becomes
@@ -22,7 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferrovpn::runtime::pki::{KeyAlgo, PkiDir, ProtoChoice, add_client, init_server};
+use ferrovpn::runtime::pki::PkiDir;
 use support::client::ferrovpn_bin;
 use support::netns::{Lab, Proc};
 use support::server::{LOG_READY, OvpnClient, server_ready, wait_log_any};
@@ -36,17 +37,37 @@ fn server_tunnel_addr(lab: &Lab) -> String {
 
 /// `init_server` (UDP, public address = the lab's server underlay address) and one client;
 /// server.conf adapted to the lab. Returns (server dir, profile).
+/// Runs `ferrovpn ARGS` to completion; panics with its output if it fails.
+fn ferrovpn(args: &[&str]) -> String {
+    let bin = ferrovpn_bin().expect("the ferrovpn binary was not built");
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .output()
+        .expect("run ferrovpn");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "ferrovpn {args:?} failed:\n{text}");
+    text
+}
+
 fn setup(lab: &Lab, client: &str) -> (PathBuf, PathBuf) {
     let dir = lab.dir.join("srv");
-    let report = init_server(
-        &dir,
-        Some(&lab.server_underlay_v4()),
-        ProtoChoice::Udp,
-        KeyAlgo::EcdsaP256,
-    )
-    .expect("init_server");
-    eprintln!("init_server next steps:\n{}", report.next_steps);
-    let conf = fs::read_to_string(&report.server_conf).expect("read server.conf");
+    let d = dir.to_string_lossy().into_owned();
+    let next_steps = ferrovpn(&[
+        "init-server",
+        "--dir",
+        &d,
+        "--public-address",
+        &lab.server_underlay_v4(),
+        "--proto",
+        "udp",
+    ]);
+    eprintln!("init-server said:\n{next_steps}");
+    let server_conf = dir.join("server.conf");
+    let conf = fs::read_to_string(&server_conf).expect("read server.conf");
     let mut out = String::new();
     let mut replaced = false;
     for line in conf.lines() {
@@ -62,9 +83,10 @@ fn setup(lab: &Lab, client: &str) -> (PathBuf, PathBuf) {
         }
     }
     assert!(replaced, "no `server 10.8.0.0 ...` line in:\n{conf}");
-    fs::write(&report.server_conf, out).expect("write server.conf");
-    lab.watch_log("server.conf", &report.server_conf);
-    let profile = add_client(&dir, client).expect("add_client");
+    fs::write(&server_conf, out).expect("write server.conf");
+    lab.watch_log("server.conf", &server_conf);
+    ferrovpn(&["add-client", client, "--dir", &d]);
+    let profile = dir.join("clients").join(format!("{client}.ovpn"));
     let text = fs::read_to_string(&profile).expect("read profile");
     assert!(
         text.contains(&format!("remote {} 1194 udp", lab.server_underlay_v4())),
@@ -116,8 +138,14 @@ fn openvpn_server_and_client_then_revocation() {
     client.terminate();
     drop(client);
 
-    let mut pki = PkiDir::open(&dir.join("pki")).expect("open PKI");
-    pki.revoke("alice").expect("revoke");
+    ferrovpn(&[
+        "pki",
+        "--dir",
+        &dir.join("pki").to_string_lossy(),
+        "revoke",
+        "alice",
+    ]);
+    let pki = PkiDir::open(&dir.join("pki")).expect("open PKI");
     let serial = pki
         .list()
         .into_iter()
