@@ -124,6 +124,7 @@ pub(crate) fn configs(
         ciphers: vec![cipher],
         fallback_cipher: None,
         compression: Compression::None,
+        compress_outgoing: false,
         pull: PullPolicy::default(),
         peer_info: crate::proto::handshake::peer_info::PeerInfo {
             ciphers: vec![cipher],
