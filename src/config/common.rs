@@ -289,9 +289,12 @@ impl Common {
                     "no" => AllowCompression::No,
                     "asym" => AllowCompression::Asym,
                     "yes" => {
-                        f.warnings.push(
-                            cx.warning(d, "packets are still never compressed (treated as 'asym')"),
-                        );
+                        if side == Side::Server {
+                            f.warnings.push(cx.warning(
+                                d,
+                                "packets are still never compressed (treated as 'asym')",
+                            ));
+                        }
                         AllowCompression::Yes
                     }
                     x => return Err(cx.err(d, format!("unknown value '{x}' (no, asym or yes)"))),

@@ -9,6 +9,7 @@
 //! [`parse_ccd`] reads client-config-dir files and `client-connect` output into a [`CcdEntry`].
 
 mod common;
+mod compression;
 mod directive;
 mod inline;
 mod keyfile;

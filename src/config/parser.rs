@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::common::{Common, HasFields, Side, Wrap};
+use super::compression;
 use super::directive::{Ctx, Dir, FileArg, Handled, Res};
 use super::lexer::{RawDirective, split_directives};
 use super::material;
@@ -252,6 +253,8 @@ struct Parser<'a> {
     user_vars: Vec<(String, String)>,
     /// Point-to-point directives (`secret`, `ifconfig`, ...).
     p2p: p2p::P2pDirectives,
+    /// The last `comp-lzo`/`compress`: (line, directive).
+    compression_line: Option<(usize, &'static str)>,
 }
 
 impl<'a> std::ops::Deref for Parser<'a> {
@@ -289,6 +292,7 @@ impl<'a> Parser<'a> {
             push_peer_info: false,
             user_vars: Vec::new(),
             p2p: p2p::P2pDirectives::default(),
+            compression_line: None,
         }
     }
 
@@ -656,51 +660,25 @@ impl<'a> Parser<'a> {
             }
             "comp-lzo" => {
                 self.nargs(d, 0, 1)?;
-                match a.first().map(String::as_str) {
-                    None | Some("no") => {}
-                    Some("yes" | "adaptive") => self.warn(
-                        d,
-                        "only the compression framing is used; packets are never compressed",
-                    ),
-                    Some(x) => {
-                        return Err(
-                            self.err(d, format!("unknown mode '{x}' (yes, no or adaptive)"))
-                        );
-                    }
-                }
-                self.profile.compression = Compression::LzoFraming;
+                let c = compression::comp_lzo(a.first().map(String::as_str));
+                self.profile.compression = c.map_err(|e| self.err(d, e))?;
+                self.compression_line = Some((d.line, "comp-lzo"));
             }
             "compress" => {
                 self.nargs(d, 0, 1)?;
-                let algo = a.first().map(String::as_str);
-                self.profile.compression = match algo {
-                    None | Some("stub") => Compression::Stub,
-                    Some("stub-v2") => Compression::StubV2,
-                    Some("lz4") => Compression::Stub,
-                    Some("lz4-v2") => Compression::StubV2,
-                    Some("lzo") => Compression::LzoFraming,
-                    Some("migrate") => {
-                        self.warn(d, "'compress migrate' is a server option, ignored");
-                        Compression::None
-                    }
-                    Some(x) => {
-                        return Err(self.err(
-                            d,
-                            format!(
-                                "unknown algorithm '{x}' (stub, stub-v2, lz4, lz4-v2, lzo, migrate)"
-                            ),
-                        ));
-                    }
-                };
-                if let Some(x @ ("lz4" | "lz4-v2" | "lzo")) = algo {
-                    self.warn(
+                match compression::compress(a.first().map(String::as_str)) {
+                    Ok(Some(c)) => self.profile.compression = c,
+                    Ok(None) => self.warn(
                         d,
-                        format!(
-                            "only the {x} framing is used; packets are never compressed \
-                             (received compressed packets need 'allow-compression')"
-                        ),
-                    );
+                        "'compress migrate' is a server option (the server then pushes a stub \
+                         framing to clients that announce compression), ignored",
+                    ),
+                    Err(e) => return Err(self.err(d, e)),
                 }
+                self.compression_line = Some((d.line, "compress"));
+            }
+            "comp-noadapt" => {
+                self.nargs(d, 0, 0)?;
             }
 
             // --- credentials ------------------------------------------------------------------
@@ -1072,10 +1050,30 @@ impl<'a> Parser<'a> {
         self.finish_tls()?;
         self.finish_wrap()?;
         self.finish_auth()?;
+        self.finish_compression()?;
         if self.push_peer_info {
             self.profile.peer_info_extra = std::mem::take(&mut self.user_vars);
         }
         Ok(self.profile)
+    }
+
+    fn finish_compression(&mut self) -> Res<()> {
+        let p = &self.profile;
+        let settled = compression::settle(
+            p.compression,
+            p.allow_compression,
+            self.common.allow_compression_set,
+        );
+        let Some((line, name)) = self.compression_line else {
+            return Ok(());
+        };
+        let d = Dir::at(line, name);
+        let (allow, warning) = settled.map_err(|e| self.err(d, e))?;
+        self.profile.allow_compression = allow;
+        if let Some(w) = warning {
+            self.warn(d, w);
+        }
+        Ok(())
     }
 
     fn finish_dev(&mut self) -> Res<()> {

@@ -247,29 +247,43 @@ pub enum AuthUserPass {
     },
 }
 
-/// Compression framing.
+/// Compression asked for by `comp-lzo`/`compress` (in the profile or pushed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Compression {
     /// No framing.
     #[default]
     None,
-    /// `comp-lzo no` / `comp-lzo` (1-byte 0xFA prefix framing; never compresses).
+    /// `comp-lzo no` (1-byte 0xFA prefix framing, never compresses).
     LzoFraming,
-    /// `compress` / `compress stub` (swap framing 0xFB), also `compress lz4`.
+    /// `compress` / `compress stub` (swap framing 0xFB).
     Stub,
-    /// `compress stub-v2` / `compress lz4-v2` (V2 framing).
+    /// `compress stub-v2` (V2 framing).
     StubV2,
+    /// `comp-lzo [yes|adaptive]`, `compress lzo`: LZO framing, LZO compression.
+    Lzo,
+    /// `compress lz4`: swap framing, LZ4 compression.
+    Lz4,
+    /// `compress lz4-v2`: V2 framing, LZ4 compression.
+    Lz4V2,
+}
+
+impl Compression {
+    /// Whether this asks for real compression (not only a stub framing).
+    pub fn compresses(self) -> bool {
+        matches!(self, Self::Lzo | Self::Lz4 | Self::Lz4V2)
+    }
 }
 
 /// `allow-compression`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AllowCompression {
-    /// `no` (default): refuse compressed packets, stubs only.
+    /// `no` (default): refuse compressed packets, stubs only (but see
+    /// `config::compression`: a profile asking for compression itself gets `asym`).
     #[default]
     No,
     /// `asym`: decompress but never compress.
     Asym,
-    /// `yes` (we still never compress).
+    /// `yes`: decompress, and compress what we send as the framing says.
     Yes,
 }
 

@@ -664,31 +664,38 @@ fn null_crypto_is_refused() {
 #[test]
 fn compression() {
     for (line, want) in [
-        ("comp-lzo", Compression::LzoFraming),
+        ("comp-lzo", Compression::Lzo),
         ("comp-lzo no", Compression::LzoFraming),
-        ("comp-lzo yes", Compression::LzoFraming),
-        ("comp-lzo adaptive", Compression::LzoFraming),
+        ("comp-lzo yes", Compression::Lzo),
+        ("comp-lzo adaptive", Compression::Lzo),
         ("compress", Compression::Stub),
         ("compress stub", Compression::Stub),
         ("compress stub-v2", Compression::StubV2),
-        ("compress lz4", Compression::Stub),
-        ("compress lz4-v2", Compression::StubV2),
-        ("compress lzo", Compression::LzoFraming),
+        ("compress lz4", Compression::Lz4),
+        ("compress lz4-v2", Compression::Lz4V2),
+        ("compress lzo", Compression::Lzo),
         ("compress migrate", Compression::None),
+        ("comp-lzo yes\ncomp-noadapt", Compression::Lzo),
     ] {
         assert_eq!(parse(&format!("{line}\n")).compression, want, "{line}");
     }
     assert!(has_warning(
-        &parse("compress lz4\n"),
+        &parse("compress migrate\n"),
         "compress",
-        "never compressed"
+        "server option"
     ));
-    assert!(has_warning(
-        &parse("comp-lzo yes\n"),
-        "comp-lzo",
-        "never compressed"
-    ));
-    assert!(parse_err("compress zstd\n").contains("unknown algorithm"));
+    let e = parse_err("compress zstd\n");
+    assert!(
+        e.starts_with("client.ovpn:7: 'compress': unknown algorithm"),
+        "{e}"
+    );
+    let e = parse_err("comp-lzo maybe\n");
+    assert!(
+        e.starts_with("client.ovpn:7: 'comp-lzo': unknown mode"),
+        "{e}"
+    );
+    assert!(parse_err("comp-lzo yes no\n").starts_with("client.ovpn:7: 'comp-lzo'"));
+    assert!(parse_err("comp-noadapt x\n").starts_with("client.ovpn:7: 'comp-noadapt'"));
     assert_eq!(
         parse("allow-compression asym\n").allow_compression,
         AllowCompression::Asym
@@ -697,7 +704,56 @@ fn compression() {
         parse("allow-compression yes\n").allow_compression,
         AllowCompression::Yes
     );
-    assert!(parse_err("allow-compression maybe\n").contains("unknown value"));
+    let e = parse_err("allow-compression maybe\n");
+    assert!(
+        e.starts_with("client.ovpn:7: 'allow-compression': unknown value"),
+        "{e}"
+    );
+}
+
+/// OpenVPN 2.6: `allow-compression` defaults to `no`, but a profile asking for compression
+/// itself gets `asym` (with a warning); with an explicit `no` it is an error.
+#[test]
+fn allow_compression_defaults_like_openvpn_2_6() {
+    for stub in ["", "comp-lzo no\n", "compress\n", "compress stub-v2\n"] {
+        let p = parse(stub);
+        assert_eq!(p.allow_compression, AllowCompression::No, "{stub}");
+        assert!(
+            p.warnings.iter().all(|w| !w.message.contains("VORACLE")),
+            "{stub}"
+        );
+    }
+    for (line, directive) in [
+        ("comp-lzo", "comp-lzo"),
+        ("comp-lzo yes", "comp-lzo"),
+        ("compress lz4", "compress"),
+        ("compress lz4-v2", "compress"),
+        ("compress lzo", "compress"),
+    ] {
+        let p = parse(&format!("{line}\n"));
+        assert_eq!(p.allow_compression, AllowCompression::Asym, "{line}");
+        assert!(has_warning(&p, directive, "VORACLE"), "{line}");
+        // Explicit `no`, before or after: refused, naming the compression line.
+        for text in [
+            format!("allow-compression no\n{line}\n"),
+            format!("{line}\nallow-compression no\n"),
+        ] {
+            let e = parse_err(&text);
+            let at = if text.starts_with("allow") { 8 } else { 7 };
+            assert!(
+                e.starts_with(&format!(
+                    "client.ovpn:{at}: '{directive}': asks for compression"
+                )),
+                "{e}"
+            );
+            assert!(e.contains("allow-compression no"), "{e}");
+        }
+        let p = parse(&format!("{line}\nallow-compression yes\n"));
+        assert_eq!(p.allow_compression, AllowCompression::Yes);
+        assert!(has_warning(&p, directive, "compressed in both directions"));
+        let p = parse(&format!("{line}\nallow-compression asym\n"));
+        assert_eq!(p.allow_compression, AllowCompression::Asym);
+    }
 }
 
 // --- credentials --------------------------------------------------------------------------------
@@ -1237,6 +1293,8 @@ mod fuzz {
         "tls-version-min",
         "compress",
         "comp-lzo",
+        "comp-noadapt",
+        "allow-compression",
         "mssfix",
         "tun-mtu",
         "connect-retry",

@@ -124,6 +124,7 @@ pub(crate) fn configs(
         ciphers: vec![cipher],
         fallback_cipher: None,
         compression: Compression::None,
+        compress_outgoing: false,
         pull: PullPolicy::default(),
         peer_info: crate::proto::handshake::peer_info::PeerInfo {
             ciphers: vec![cipher],
@@ -132,6 +133,7 @@ pub(crate) fn configs(
             extra: vec![],
             platform: "linux",
             offer_ekm: true,
+            decompress: false,
         }
         .render(),
         occ_options: "V4,dev-type tun".into(),

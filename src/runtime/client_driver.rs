@@ -316,6 +316,7 @@ async fn session(
                 Event::Info(m) => info!("server: {m}"),
                 Event::Warning(w) => warn!("{w}"),
                 Event::Closed(e) => {
+                    log_session_counters(&client);
                     let token = client.auth_token().map(|(_, t)| t.to_owned());
                     return end_of_session(e, closing, token);
                 }
@@ -347,6 +348,7 @@ async fn session(
                         }
                     }
                     Err(e) => {
+                        log_session_counters(&client);
                         if closing { return end_of_session(ClientError::LocallyClosed, true, None) }
                         let token = client.auth_token().map(|(_, t)| t.to_owned());
                         return (SessionEnd::Reconnect { reason: format!("connection to {addr} lost: {e}"), advance: false }, token);
@@ -375,6 +377,14 @@ async fn session(
             }
             _ = stop.wait_for(|s| *s), if !closing => {}
         }
+    }
+}
+
+/// Logs what a test or an admin wants to know at the end of a session: compressed traffic.
+fn log_session_counters(client: &Client) {
+    let c = client.stats().compression;
+    if c.any() {
+        info!("compression: {c}");
     }
 }
 

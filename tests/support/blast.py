@@ -6,7 +6,7 @@
       "RECV <sha256> <n>"; then sends `down` bytes of seeded pseudo-random data and prints
       "SENT <sha256> <n>". Prints "LISTENING" once bound.
 
-  blast.py send ADDR PORT --up N --down N [--seed S] [--rate BYTES_PER_S] [--timeout S]
+  blast.py send ADDR PORT --up N --down N [--seed S (0: compressible text)] [--rate BYTES_PER_S] [--timeout S]
       Connects, sends the header and `up` bytes of seeded data ("SENT <sha256> <n>"), then reads
       `down` bytes ("RECV <sha256> <n>"). --rate paces both directions.
 
@@ -31,12 +31,28 @@ def out(*words):
 
 
 def source(seed, n):
+    if seed == 0:
+        # Seed 0: compressible text instead of random bytes (the compression tests).
+        yield from text_source(n)
+        return
     rng = random.Random(seed)
     left = n
     while left > 0:
         k = min(CHUNK, left)
         yield rng.randbytes(k)
         left -= k
+
+
+def text_source(n):
+    i = 0
+    left = n
+    while left > 0:
+        line = b"%08d the quick brown fox jumps over the lazy dog, again and again\n" % i
+        chunk = line * (CHUNK // len(line))
+        k = min(len(chunk), left)
+        yield chunk[:k]
+        left -= k
+        i += 1
 
 
 def send_data(sock, seed, n, rate):

@@ -48,6 +48,8 @@ pub struct ClientConfig {
     pub fallback_cipher: Option<Cipher>,
     /// Profile compression framing (a push overrides it).
     pub compression: Compression,
+    /// `allow-compression yes`: compress outgoing packets as the framing says.
+    pub compress_outgoing: bool,
     /// `pull-filter`, `route-nopull`, `allow-compression`.
     pub pull: PullPolicy,
     /// Rendered peer-info.
@@ -117,6 +119,7 @@ impl ClientConfig {
             extra: profile.peer_info_extra.clone(),
             platform: std::env::consts::OS,
             offer_ekm: !tls_opts.legacy_key_derivation,
+            decompress: profile.allow_compression != crate::config::AllowCompression::No,
         }
         .render();
         Ok(Self {
@@ -126,6 +129,7 @@ impl ClientConfig {
             ciphers: profile.data_ciphers.clone(),
             fallback_cipher: profile.data_ciphers_fallback,
             compression: profile.compression,
+            compress_outgoing: profile.allow_compression == crate::config::AllowCompression::Yes,
             pull: PullPolicy {
                 filters: profile.pull_filters.clone(),
                 route_nopull: profile.route_nopull,

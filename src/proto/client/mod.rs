@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::config::Compression;
 use crate::proto::channel::ControlChannel;
-use crate::proto::data::{self, DataKey, Framing, Inband};
+use crate::proto::data::{self, Codec, CompressionStats, DataKey, Framing, Inband};
 use crate::proto::handshake::key_method2::{self, ClientKeyMessage};
 use crate::proto::handshake::prf::{PrfInputs, derive_key2};
 use crate::proto::handshake::push::PushedOptions;
@@ -62,6 +62,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Renegotiations completed.
     pub renegotiations: u64,
+    /// Compressed packets received, decompressed, refused, sent.
+    pub compression: CompressionStats,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +88,7 @@ pub struct Client {
     push: PushedOptions,
     push_done: bool,
     next_push_request: Option<Instant>,
-    framing: Framing,
+    codec: Codec,
     peer_id: Option<u32>,
     cipher: Option<Cipher>,
     cc_exit: bool,
@@ -121,7 +123,7 @@ impl Client {
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let ping = cfg.ping;
         let ping_restart = cfg.ping_restart;
-        let framing = framing_of(cfg.compression);
+        let codec = codec_for(cfg.compression, &cfg, cfg.tun_mtu);
         let first_resend = now + cfg.tls_timeout;
         let mut me = Self {
             state: State::Connecting,
@@ -130,7 +132,7 @@ impl Client {
             push: PushedOptions::default(),
             push_done: false,
             next_push_request: None,
-            framing,
+            codec,
             peer_id: None,
             cipher: None,
             cc_exit: false,
@@ -171,6 +173,7 @@ impl Client {
     pub fn stats(&self) -> Stats {
         Stats {
             dropped: self.stats.dropped + self.ch.dropped,
+            compression: self.codec.stats(),
             ..self.stats
         }
     }
@@ -635,9 +638,10 @@ impl Client {
         self.peer_id = self.push.peer_id;
         self.cc_exit = self.push.cc_exit;
         self.ekm = self.push.tls_ekm;
-        if let Some(c) = self.push.compression {
-            self.framing = framing_of(c);
-        }
+        let compression = self.push.compression.unwrap_or(self.cfg.compression);
+        let c = codec_for(compression, &self.cfg, self.tun_mtu());
+        self.codec
+            .reconfigure(c.framing(), c.send(), c.receives(), c.max_packet());
         if let Some(p) = self.push.ping {
             self.ping = Some(p).filter(|d| !d.is_zero());
         }
@@ -875,7 +879,7 @@ impl Client {
         let overhead = self.ch.keys[idx].data.as_ref()?.max_overhead(header);
         let transport =
             if self.cfg.ipv6_transport { 40 } else { 20 } + if self.cfg.tcp { 22 } else { 8 };
-        let framing = usize::from(self.framing != Framing::None);
+        let framing = usize::from(self.codec.framing() != Framing::None);
         let ethernet = if self.cfg.layer2 { 14 } else { 0 };
         let mss =
             usize::from(mssfix).checked_sub(transport + overhead + framing + ethernet + 40)?;
@@ -918,11 +922,10 @@ impl Client {
     fn seal_payload(&mut self, now: Instant, payload: Payload<'_>, out: &mut Vec<u8>) -> bool {
         let Some(idx) = self.tx_key else { return false };
         let key_id = self.ch.keys[idx].key_id;
-        let framing = self.framing;
         match payload {
-            Payload::Ip(p) => framing.frame(p, &mut self.scratch),
-            Payload::Ping => framing.frame(&data::PING_MAGIC, &mut self.scratch),
-            Payload::OccExit => framing.frame(&data::occ_exit(), &mut self.scratch),
+            Payload::Ip(p) => self.codec.frame(p, &mut self.scratch),
+            Payload::Ping => self.codec.frame(&data::PING_MAGIC, &mut self.scratch),
+            Payload::OccExit => self.codec.frame(&data::occ_exit(), &mut self.scratch),
         }
         let Some(dk) = self.ch.keys[idx].data.as_mut() else {
             return false;
@@ -955,7 +958,6 @@ impl Client {
             self.stats.dropped += 1;
             return false;
         };
-        let framing = self.framing;
         let ks = &mut self.ch.keys[idx];
         let Some(dk) = ks.data.as_mut() else {
             self.stats.dropped += 1;
@@ -978,9 +980,15 @@ impl Client {
             }
         }
         self.last_rx = now;
-        let Ok(payload) = framing.unframe_in_place(plain) else {
-            self.stats.dropped += 1;
-            return false;
+        let payload = match self.codec.unframe(plain) {
+            Ok(p) => p,
+            Err(e) => {
+                if self.codec.take_refusal_notice() {
+                    self.events.push_back(Event::Warning(refusal_message(e)));
+                }
+                self.stats.dropped += 1;
+                return false;
+            }
         };
         match data::classify(payload) {
             Inband::Ip(ip) => {
@@ -1031,13 +1039,25 @@ enum Payload<'a> {
     OccExit,
 }
 
-fn framing_of(c: Compression) -> Framing {
-    match c {
-        Compression::None => Framing::None,
-        Compression::LzoFraming => Framing::Lzo,
-        Compression::Stub => Framing::Stub,
-        Compression::StubV2 => Framing::StubV2,
-    }
+/// The codec for `c` under the profile's `allow-compression`: decompress with `asym` or `yes`,
+/// compress only with `yes`, never produce more than `mtu` bytes.
+fn codec_for(c: Compression, cfg: &ClientConfig, mtu: u16) -> Codec {
+    let (framing, algorithm) = data::framing_for(c);
+    Codec::new(
+        framing,
+        algorithm.filter(|_| cfg.compress_outgoing),
+        cfg.pull.allow_compression,
+        usize::from(mtu),
+    )
+}
+
+fn refusal_message(e: data::DataError) -> String {
+    format!(
+        "the server sends compressed packets ({e}), which 'allow-compression no' refuses: they \
+         are dropped (and counted). Compression leaks plaintext through packet sizes (VORACLE); \
+         ask the server's admin for 'compress stub-v2' or 'compress migrate', or add \
+         'allow-compression asym' to the profile to accept them"
+    )
 }
 
 /// `RESTART,[P]message` → `message`.

@@ -1,6 +1,7 @@
-//! Compression framing (PROTOCOL.md A.4.5). We never compress and refuse compressed packets
-//! (`allow-compression no`), but must speak every framing a server may push so that
-//! uncompressed packets (including pings and OCC) get through.
+//! Compression framing (PROTOCOL.md A.4.5): every framing a server may push, so that
+//! uncompressed packets (including pings and OCC) get through. [`Framing::unframe`] refuses
+//! compressed packets; [`super::Codec`] adds decompression and compression on top, as
+//! `allow-compression` permits.
 
 use super::error::DataError;
 
@@ -18,6 +19,10 @@ const V2_INDICATOR: u8 = 0x50;
 const V2_UNCOMPRESSED: u8 = 0x00;
 /// V2 algorithm bytes: 1 LZ4, 2 LZO, 3 Snappy.
 const V2_ALGORITHMS: std::ops::RangeInclusive<u8> = 1..=3;
+/// V2 algorithm byte for LZ4.
+const V2_LZ4: u8 = 1;
+/// V2 algorithm byte for LZO.
+const V2_LZO: u8 = 2;
 
 /// The compression framing in effect (from `comp-lzo`/`compress`, usually pushed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
@@ -75,6 +80,7 @@ impl Framing {
     ) -> Result<&'a [u8], DataError> {
         match self.strip(payload)? {
             Stripped::Range(start) => Ok(&payload[start..]),
+            Stripped::Compressed { code, .. } => Err(DataError::CompressedPacketRefused(code)),
             Stripped::Swapped => {
                 scratch.clear();
                 if let Some((&last, middle)) = payload[1..].split_last() {
@@ -92,6 +98,7 @@ impl Framing {
     pub fn unframe_in_place(self, payload: &mut [u8]) -> Result<&mut [u8], DataError> {
         match self.strip(payload)? {
             Stripped::Range(start) => Ok(&mut payload[start..]),
+            Stripped::Compressed { code, .. } => Err(DataError::CompressedPacketRefused(code)),
             Stripped::Swapped => {
                 let n = payload.len();
                 if n == 1 {
@@ -104,13 +111,20 @@ impl Framing {
         }
     }
 
-    fn strip(self, payload: &[u8]) -> Result<Stripped, DataError> {
+    /// Classifies a decrypted payload: where the packet starts, whether the swap framing has
+    /// to be undone, or that it is compressed (see [`super::Codec`]).
+    pub(super) fn strip(self, payload: &[u8]) -> Result<Stripped, DataError> {
         let first = payload.first().copied();
         match self {
             Self::None => Ok(Stripped::Range(0)),
             Self::Lzo => match first {
                 Some(LZO_NONE) => Ok(Stripped::Range(1)),
-                Some(b @ LZO_COMPRESSED) => Err(DataError::CompressedPacketRefused(b)),
+                Some(code @ LZO_COMPRESSED) => Ok(Stripped::Compressed {
+                    code,
+                    algorithm: Some(Algorithm::Lzo),
+                    start: 1,
+                    swapped: false,
+                }),
                 Some(b) => Err(DataError::UnknownCompressionHeader(b)),
                 None => Err(DataError::Truncated { needed: 1, have: 0 }),
             },
@@ -118,16 +132,36 @@ impl Framing {
                 Some(SWAP_NONE) => Ok(Stripped::Swapped),
                 // Tolerated: a stub peer that prefixes instead of swapping.
                 Some(LZO_NONE) => Ok(Stripped::Range(1)),
-                Some(b @ (LZ4_COMPRESSED | LZO_COMPRESSED)) => {
-                    Err(DataError::CompressedPacketRefused(b))
-                }
+                // LZ4 under the swap framing is swapped too (OpenVPN's `compress lz4`).
+                Some(code @ LZ4_COMPRESSED) => Ok(Stripped::Compressed {
+                    code,
+                    algorithm: Some(Algorithm::Lz4),
+                    start: 1,
+                    swapped: true,
+                }),
+                // LZO never uses the swap framing: no peer sends this.
+                Some(code @ LZO_COMPRESSED) => Ok(Stripped::Compressed {
+                    code,
+                    algorithm: None,
+                    start: 1,
+                    swapped: true,
+                }),
                 Some(b) => Err(DataError::UnknownCompressionHeader(b)),
                 None => Err(DataError::Truncated { needed: 1, have: 0 }),
             },
             Self::StubV2 => match (first, payload.get(1).copied()) {
                 (Some(V2_INDICATOR), Some(V2_UNCOMPRESSED)) => Ok(Stripped::Range(2)),
-                (Some(V2_INDICATOR), Some(alg)) if V2_ALGORITHMS.contains(&alg) => {
-                    Err(DataError::CompressedPacketRefused(alg))
+                (Some(V2_INDICATOR), Some(code)) if V2_ALGORITHMS.contains(&code) => {
+                    Ok(Stripped::Compressed {
+                        code,
+                        algorithm: match code {
+                            V2_LZ4 => Some(Algorithm::Lz4),
+                            V2_LZO => Some(Algorithm::Lzo),
+                            _ => None,
+                        },
+                        start: 2,
+                        swapped: false,
+                    })
                 }
                 (Some(V2_INDICATOR), Some(alg)) => Err(DataError::UnknownCompressionHeader(alg)),
                 (Some(V2_INDICATOR), None) => Err(DataError::Truncated { needed: 2, have: 1 }),
@@ -135,13 +169,65 @@ impl Framing {
             },
         }
     }
+
+    /// Writes the compressed packet `z` (made with `algorithm`) with this framing into `out`
+    /// (cleared first). `None` when this framing has no header for `algorithm` (the caller then
+    /// sends the packet uncompressed).
+    pub(super) fn frame_compressed(
+        self,
+        algorithm: Algorithm,
+        z: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<()> {
+        out.clear();
+        out.reserve(z.len() + 2);
+        match (self, algorithm) {
+            (Self::Lzo, Algorithm::Lzo) => {
+                out.push(LZO_COMPRESSED);
+                out.extend_from_slice(z);
+            }
+            (Self::Stub, Algorithm::Lz4) => {
+                let (&first, rest) = z.split_first()?;
+                out.push(LZ4_COMPRESSED);
+                out.extend_from_slice(rest);
+                out.push(first);
+            }
+            (Self::StubV2, _) => {
+                out.push(V2_INDICATOR);
+                out.push(match algorithm {
+                    Algorithm::Lz4 => V2_LZ4,
+                    Algorithm::Lzo => V2_LZO,
+                });
+                out.extend_from_slice(z);
+            }
+            _ => return None,
+        }
+        Some(())
+    }
 }
 
-enum Stripped {
+/// A compression algorithm this implementation can decode (and, when allowed, encode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// LZO1X (`comp-lzo`, `compress lzo`).
+    Lzo,
+    /// LZ4 block format (`compress lz4`, `compress lz4-v2`).
+    Lz4,
+}
+
+pub(super) enum Stripped {
     /// The unframed packet is `payload[start..]`.
     Range(usize),
     /// Swap framing: the last byte goes back to the front, the header byte is dropped.
     Swapped,
+    /// A compressed packet: header byte `code`, the compressed data after `start` bytes of
+    /// framing (or, `swapped`, with its first byte moved to the end in place of the header).
+    Compressed {
+        code: u8,
+        algorithm: Option<Algorithm>,
+        start: usize,
+        swapped: bool,
+    },
 }
 
 #[cfg(test)]

@@ -48,4 +48,8 @@ pub enum DataError {
     /// The compression framing byte is not one this framing knows.
     #[error("unknown compression framing byte {0:#04x}")]
     UnknownCompressionHeader(u8),
+    /// A compressed packet that does not decompress, or would be larger than the tunnel's
+    /// maximum packet size (a decompression bomb).
+    #[error("compressed packet (header {0:#04x}) is malformed or too large")]
+    BadCompressedPacket(u8),
 }

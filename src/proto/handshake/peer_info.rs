@@ -32,6 +32,9 @@ pub struct PeerInfo {
     pub platform: &'static str,
     /// Offer TLS-EKM key derivation (off: the server falls back to the legacy PRF).
     pub offer_ekm: bool,
+    /// `allow-compression asym|yes`: we can decompress LZO and LZ4, so a server may compress
+    /// what it sends (it looks at IV_LZO/IV_LZ4/IV_LZ4v2; with only the stubs it does not).
+    pub decompress: bool,
 }
 
 impl PeerInfo {
@@ -68,6 +71,11 @@ impl PeerInfo {
         var("IV_CIPHERS", &ciphers.join(":"));
         var("IV_MTU", &self.mtu.to_string());
         var("IV_TCPNL", "1");
+        if self.decompress {
+            var("IV_LZO", "1");
+            var("IV_LZ4", "1");
+            var("IV_LZ4v2", "1");
+        }
         var("IV_LZO_STUB", "1");
         var("IV_COMP_STUB", "1");
         var("IV_COMP_STUBv2", "1");
@@ -113,6 +121,7 @@ mod tests {
             extra: vec![("UV_X".into(), "1".into())],
             platform: "linux",
             offer_ekm: true,
+            decompress: false,
         };
         let s = pi.render();
         assert!(s.contains("IV_PROTO=206\n"), "{s}");
@@ -125,5 +134,14 @@ mod tests {
             ..pi
         };
         assert!(legacy.render().contains("IV_PROTO=198\n"));
+        let lz = PeerInfo {
+            decompress: true,
+            ..legacy
+        }
+        .render();
+        assert!(
+            lz.contains("IV_LZO=1\n") && lz.contains("IV_LZ4v2=1\n"),
+            "{lz}"
+        );
     }
 }

@@ -97,7 +97,7 @@ pub enum PushError {
     Cipher(String),
     /// Compression the profile does not allow.
     #[error(
-        "the server pushed '{0}': compression is refused (VORACLE); ask the server for 'compress stub-v2' or 'compress migrate'"
+        "the server pushed '{0}', but compression is refused ('allow-compression no', the default): compression leaks plaintext through packet sizes (VORACLE). Ask the server's admin for 'compress stub-v2' or 'compress migrate', or add 'allow-compression asym' to the profile to accept compressed packets (ours stay uncompressed)"
     )]
     Compression(String),
     /// A malformed option.
@@ -299,23 +299,31 @@ impl PushedOptions {
                 self.auth_token_user = Some(String::from_utf8(decoded).map_err(|_| malformed())?);
             }
             "comp-lzo" => {
-                let mode = args.first().map(String::as_str).unwrap_or("adaptive");
-                if mode != "no" && !policy.allow_compression {
+                let c = match args.first().map(String::as_str) {
+                    Some("no") => Compression::LzoFraming,
+                    None | Some("yes" | "adaptive") => Compression::Lzo,
+                    _ => return Err(malformed()),
+                };
+                if c.compresses() && !policy.allow_compression {
                     return Err(PushError::Compression(raw.to_owned()));
                 }
-                self.compression = Some(Compression::LzoFraming);
+                self.compression = Some(c);
             }
             "compress" => {
-                let alg = args.first().map(String::as_str).unwrap_or("stub");
-                self.compression = Some(match alg {
+                let c = match args.first().map(String::as_str).unwrap_or("stub") {
                     "stub" => Compression::Stub,
                     "stub-v2" => Compression::StubV2,
-                    "lz4" if policy.allow_compression => Compression::Stub,
-                    "lz4-v2" if policy.allow_compression => Compression::StubV2,
-                    "lzo" if policy.allow_compression => Compression::LzoFraming,
-                    _ => return Err(PushError::Compression(raw.to_owned())),
-                });
+                    "lz4" => Compression::Lz4,
+                    "lz4-v2" => Compression::Lz4V2,
+                    "lzo" => Compression::Lzo,
+                    _ => return Err(malformed()),
+                };
+                if c.compresses() && !policy.allow_compression {
+                    return Err(PushError::Compression(raw.to_owned()));
+                }
+                self.compression = Some(c);
             }
+            "comp-noadapt" => {}
             "block-ipv6" => self.block_ipv6 = true,
             "route-metric" => self.route_metric = args.first().and_then(|s| s.parse().ok()),
             "explicit-exit-notify" => {
@@ -506,6 +514,38 @@ mod tests {
         )
         .unwrap();
         assert!(q.routes.is_empty() && q.dhcp_options.is_empty() && q.ifconfig.is_some());
+        for (opt, want) in [
+            ("comp-lzo no", Compression::LzoFraming),
+            ("comp-lzo", Compression::Lzo),
+            ("comp-lzo yes", Compression::Lzo),
+            ("compress lz4", Compression::Lz4),
+            ("compress lz4-v2", Compression::Lz4V2),
+            ("compress lzo", Compression::Lzo),
+            ("compress", Compression::Stub),
+        ] {
+            let mut p = PushedOptions::default();
+            let refused = p.apply_chunk(opt, &policy);
+            assert_eq!(refused.is_err(), want.compresses(), "{opt}");
+            let allowed = PullPolicy {
+                allow_compression: true,
+                ..PullPolicy::default()
+            };
+            p.apply_chunk(&format!("{opt},comp-noadapt"), &allowed)
+                .unwrap();
+            assert_eq!(p.compression, Some(want), "{opt}");
+        }
+        let e = PushedOptions::default()
+            .apply_chunk("comp-lzo yes", &policy)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("allow-compression asym") && e.contains("VORACLE"),
+            "{e}"
+        );
+        assert!(matches!(
+            PushedOptions::default().apply_chunk("compress zstd", &policy),
+            Err(PushError::Malformed(_))
+        ));
     }
 
     #[test]

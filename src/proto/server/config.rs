@@ -70,6 +70,13 @@ pub struct ServerConfig {
     pub connect_freq_initial: (u32, Duration),
     /// Wall-clock seconds when the server started (replay-id times).
     pub unix_time_at_start: u32,
+    /// `comp-lzo`/`compress`: the framing every client's packets use (the server never
+    /// compresses).
+    pub compression: crate::config::Compression,
+    /// `allow-compression asym|yes`: decompress what clients send compressed.
+    pub decompress: bool,
+    /// `tun-mtu`: the largest packet a decompression may produce.
+    pub tun_mtu: u16,
     /// Randomness.
     pub rng: Rng,
 }
@@ -93,6 +100,9 @@ impl ServerConfig {
             max_clients: 1024,
             connect_freq_initial: (100, Duration::from_secs(10)),
             unix_time_at_start: 0,
+            compression: crate::config::Compression::None,
+            decompress: false,
+            tun_mtu: 1500,
             rng,
         }
     }

@@ -13,7 +13,7 @@ use super::link::Link;
 use crate::proto::channel::{ControlChannel, Incoming};
 use crate::proto::client::ClientError;
 use crate::proto::client::key_state::{KeyState, Phase};
-use crate::proto::data::{self, DataKey, Framing, Inband};
+use crate::proto::data::{self, Codec, DataKey, Inband};
 use crate::proto::handshake::key_method2;
 use crate::proto::handshake::peer_info::iv_proto;
 use crate::proto::handshake::prf::{PrfInputs, derive_key2};
@@ -86,6 +86,8 @@ pub(crate) struct Peer {
     pub events: VecDeque<PeerEvent>,
     transmits: VecDeque<Vec<u8>>,
     scratch: Vec<u8>,
+    /// Compression framing; decompresses what the client compressed when allowed.
+    pub codec: Codec,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub connected_at: Option<Instant>,
@@ -117,6 +119,8 @@ impl Peer {
         ks.recv.take_acks(usize::MAX);
         ks.phase = Phase::Tls;
         ch.keys.push(ks);
+        let (framing, _) = data::framing_for(cfg.compression);
+        let codec = Codec::new(framing, None, cfg.decompress, usize::from(cfg.tun_mtu));
         Ok(Self {
             cfg,
             peer_id,
@@ -140,6 +144,7 @@ impl Peer {
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             scratch: Vec::with_capacity(2048),
+            codec,
             bytes_in: 0,
             bytes_out: 0,
             connected_at: None,
@@ -592,7 +597,7 @@ impl Peer {
             return false;
         };
         let key_id = self.ch.keys[idx].key_id;
-        Framing::None.frame(payload, &mut self.scratch);
+        self.codec.frame(payload, &mut self.scratch);
         let peer_id = self.peer_id;
         let Some(dk) = self.ch.keys[idx].data.as_mut() else {
             return false;
@@ -633,6 +638,10 @@ impl Peer {
         };
         self.ch.keys[idx].peer_uses = true;
         self.last_rx = now;
+        let Ok(plain) = self.codec.unframe(plain) else {
+            self.dropped += 1;
+            return DataOutcome::None;
+        };
         match data::classify(plain) {
             Inband::Ip(ip) => {
                 packet_out.clear();

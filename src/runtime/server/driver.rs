@@ -180,6 +180,9 @@ fn core_config(p: &ServerProfile) -> Result<ServerConfig, String> {
     c.max_clients = p.max_clients as usize;
     c.connect_freq_initial = (p.connect_freq_initial.count, p.connect_freq_initial.per);
     c.unix_time_at_start = clock::unix_seconds();
+    c.compression = p.compression;
+    c.decompress = p.allow_compression != crate::config::AllowCompression::No;
+    c.tun_mtu = p.tun_mtu;
     Ok(c)
 }
 
