@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod demo;
 pub mod device;
 pub mod health;
+pub mod management;
 pub mod netcfg;
 pub mod pki;
 pub mod profiles;
