@@ -90,7 +90,9 @@ fn bind_private_unix(path: &Path) -> io::Result<UnixListener> {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let tmp = parent.join(format!(".ferrovpn-mgmt-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = parent.join(format!(".ferrovpn-mgmt-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::DirBuilder::new().mode(0o700).create(&tmp)?;
     let staged = tmp.join("s");
