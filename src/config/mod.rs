@@ -8,6 +8,7 @@
 //! `server.conf` into a [`ServerProfile`] (helpers like `server` already expanded), and
 //! [`parse_ccd`] reads client-config-dir files and `client-connect` output into a [`CcdEntry`].
 
+mod client_management;
 mod common;
 mod compression;
 mod directive;
@@ -20,6 +21,7 @@ mod profile;
 mod server_parser;
 mod server_profile;
 
+pub use client_management::ClientManagement;
 pub use inline::inline_profile;
 pub use keyfile::{KeyKind, generate as generate_key, pem as pem_block, static_key_file};
 pub(crate) use lexer::tokenize;

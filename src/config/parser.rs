@@ -887,20 +887,16 @@ impl<'a> Parser<'a> {
             | "up-delay" | "up-restart" | "down-pre" | "plugin" | "learn-address" => {
                 self.warn(d, "scripts and plugins are not run, ignored");
             }
-            "user"
-            | "group"
-            | "chroot"
-            | "daemon"
-            | "cd"
-            | "nice"
-            | "management"
-            | "management-hold"
-            | "management-query-passwords"
-            | "management-client"
-            | "management-signal"
-            | "management-forget-disconnect"
-            | "management-up-down" => {
+            "user" | "group" | "chroot" | "daemon" | "cd" | "nice" => {
                 self.warn(d, "ignored by ferrovpn");
+            }
+            n if n.starts_with("management") && !n.starts_with("management-external") => {
+                match self.profile.management.directive(n, a) {
+                    Some(Ok(None)) => {}
+                    Some(Ok(Some(w))) => self.warn(d, w),
+                    Some(Err(e)) => return Err(self.err(d, e)),
+                    None => return Ok(Handled::Unknown),
+                }
             }
             "push"
             | "dh"
@@ -1294,6 +1290,7 @@ fn default_profile(source: &Path) -> Profile {
         verb: 1,
         peer_info_extra: Vec::new(),
         pull: false,
+        management: super::ClientManagement::default(),
         warnings: Vec::new(),
     }
 }

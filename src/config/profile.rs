@@ -97,6 +97,8 @@ pub struct Profile {
     pub peer_info_extra: Vec<(String, String)>,
     /// `pull` / `client` given (a profile without it is not a client profile).
     pub pull: bool,
+    /// `management` and its companions.
+    pub management: crate::config::ClientManagement,
     /// Warnings for ignored or unsupported directives.
     pub warnings: Vec<Warning>,
 }

@@ -11,6 +11,8 @@ use tracing::{error, info, warn};
 
 use super::clock;
 use super::device::Device;
+use super::management::client_state::State;
+use super::management::{ClientEvents, ClientManagementConfig};
 use super::netcfg::NetPlan;
 use super::rng::system_rng;
 use super::transport::Transport;
@@ -29,6 +31,10 @@ pub struct ConnectOptions {
     pub dev: Option<String>,
     /// Where the DNS backup lives (crash recovery).
     pub state_dir: Option<PathBuf>,
+    /// The management interface to start (`management ...`), if any.
+    pub management: Option<ClientManagementConfig>,
+    /// Its handle once started (set by [`run_with`]).
+    pub events: ClientEvents,
 }
 
 /// How a run ended.
@@ -117,15 +123,26 @@ pub enum TunnelState {
 /// Runs sessions over `device` until `stop` turns true or a fatal error.
 pub async fn run_with(
     profile: Profile,
-    credentials: Option<Credentials>,
-    opts: ConnectOptions,
+    mut credentials: Option<Credentials>,
+    mut opts: ConnectOptions,
     mut device: Device,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     state_tx: Option<watch::Sender<TunnelState>>,
 ) -> Outcome {
+    let events = match ClientEvents::start(opts.management.clone()).await {
+        Ok(e) => e,
+        Err(e) => return Outcome::Failed(e),
+    };
+    opts.events = events.clone();
+    let mut stop = events.merge_stop(stop);
+    if !events.hold(0, &mut stop).await && *stop.borrow() {
+        events.exiting("SIGTERM").await;
+        return Outcome::Stopped;
+    }
     let mut remote_idx = 0usize;
     let mut failures: u32 = 0;
     let mut auth_token: Option<String> = None;
+    let mut credentials_once: Option<Credentials> = None;
     let mut remotes = profile.remotes.clone();
     if profile.remote_random {
         // Fisher-Yates with the system generator.
@@ -138,11 +155,23 @@ pub async fn run_with(
         }
     }
     let outcome = loop {
+        if credentials.is_none() && profile.auth_user_pass.is_some() && events.is_active() {
+            let user = match &profile.auth_user_pass {
+                Some(crate::config::AuthUserPass::File { username, .. }) => Some(username.clone()),
+                _ => None,
+            };
+            match events.query_credentials(user, &mut stop).await {
+                Some(c) if !profile.auth_nocache => credentials = Some(c),
+                Some(c) => credentials_once = Some(c),
+                None if *stop.borrow() => break Outcome::Stopped,
+                None => {}
+            }
+        }
         let remote = &remotes[remote_idx % remotes.len()];
         let end = session(
             &profile,
             remote,
-            credentials.clone(),
+            credentials.clone().or(credentials_once.take()),
             auth_token.take(),
             &opts,
             &mut device,
@@ -158,6 +187,15 @@ pub async fn run_with(
             (SessionEnd::Stop(o), _) => break o,
             (SessionEnd::Reconnect { reason, advance }, token) => {
                 auth_token = token;
+                events.reconnecting(&reason);
+                // A restart asked for by a signal is not a failure and has no pause.
+                let asked = reason == "SIGUSR1" || reason == "SIGHUP";
+                if asked {
+                    if !events.hold(1, &mut stop).await && *stop.borrow() {
+                        break Outcome::Stopped;
+                    }
+                    continue;
+                }
                 failures += 1;
                 if let Some(max) = profile.connect_retry_max
                     && failures >= max * remotes.len() as u32
@@ -175,6 +213,12 @@ pub async fn run_with(
                 let delay =
                     (base * 2u32.saturating_pow(round)).min(profile.connect_retry_backoff_max);
                 warn!("{reason}; reconnecting in {delay:?}");
+                if events.hold(delay.as_secs(), &mut stop).await {
+                    continue;
+                }
+                if *stop.borrow() {
+                    break Outcome::Stopped;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
@@ -183,6 +227,11 @@ pub async fn run_with(
         }
     };
     device.teardown().await;
+    let reason = match &outcome {
+        Outcome::Failed(m) if m.contains("AUTH_FAILED") => "auth-failure",
+        _ => events.stop_reason().unwrap_or("SIGTERM"),
+    };
+    events.exiting(reason).await;
     outcome
 }
 
@@ -235,6 +284,13 @@ async fn session(
         },
         _ = stop.wait_for(|s| *s) => return (SessionEnd::Stop(Outcome::Stopped), None),
     };
+    let mev = &opts.events;
+    mev.state(State::Wait, "");
+    let local = match &transport {
+        Transport::Tcp { stream, .. } => stream.local_addr().ok(),
+        Transport::Udp(_) => None,
+    };
+    let mut heard = false;
     let mut cfg = match ClientConfig::from_profile(
         profile,
         credentials,
@@ -278,14 +334,21 @@ async fn session(
             {
                 return reconnect(format!("sending to {addr}: {e}"));
             }
+            mev.link_out(out.len());
         }
         while let Some(ev) = client.poll_event() {
             match ev {
                 Event::Connected(push) => {
                     let plan = NetPlan::build(&push, profile, addr.ip());
+                    let (v4, v6) = (plan.v4.map(|t| t.0), plan.v6.map(|t| t.0));
+                    let routes = !plan.routes_v4.is_empty() || !plan.routes_v6.is_empty();
+                    mev.assign_ip(v4, v6);
                     if let Err(e) = device.configure(plan, client.tun_mtu()).await {
                         client.close(clock::now());
                         return (SessionEnd::Stop(Outcome::Failed(e)), None);
+                    }
+                    if routes {
+                        mev.state(State::AddRoutes, "");
                     }
                     info!(
                         "data channel: cipher {}, peer-id {:?}",
@@ -293,6 +356,7 @@ async fn session(
                         push.peer_id
                     );
                     info!("Initialization Sequence Completed");
+                    mev.connected(v4, v6, addr, local);
                     let m = &super::health::METRICS;
                     if m.connects
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -317,6 +381,9 @@ async fn session(
                 Event::Warning(w) => warn!("{w}"),
                 Event::Closed(e) => {
                     log_session_counters(&client);
+                    if matches!(e, ClientError::AuthFailed(_)) {
+                        mev.auth_failed();
+                    }
                     let token = client.auth_token().map(|(_, t)| t.to_owned());
                     return end_of_session(e, closing, token);
                 }
@@ -337,8 +404,14 @@ async fn session(
                     Ok(()) => {
                         let now = clock::now();
                         let mut n = 0;
+                        if !heard {
+                            heard = true;
+                            mev.state(State::Auth, "");
+                        }
                         loop {
+                            mev.link_in(rbuf.len());
                             if client.handle_datagram(now, &rbuf, &mut pkt) {
+                                mev.tun_write(pkt.len(), rbuf.len());
                                 device.send(&pkt).await;
                             }
                             n += 1;
@@ -359,11 +432,14 @@ async fn session(
                 match r {
                     Ok(n) => {
                         let now = clock::now();
-                        if client.encapsulate(now, &mut tbuf[..n], &mut out)
-                            && let Err(e) = transport.send(&out).await {
+                        mev.tun_read(n);
+                        if client.encapsulate(now, &mut tbuf[..n], &mut out) {
+                            if let Err(e) = transport.send(&out).await {
                                 let token = client.auth_token().map(|(_, t)| t.to_owned());
                                 return (SessionEnd::Reconnect { reason: format!("sending to {addr}: {e}"), advance: false }, token);
                             }
+                            mev.link_out(out.len());
+                        }
                     }
                     Err(e) => {
                         error!("reading the packet device: {e}");
@@ -376,6 +452,12 @@ async fn session(
                 client.handle_timeout(clock::now());
             }
             _ = stop.wait_for(|s| *s), if !closing => {}
+            sig = mev.restart_requested(), if !closing => {
+                let reason = if sig == super::management::client::Signal::Hup { "SIGHUP" } else { "SIGUSR1" };
+                info!("{reason} received from the management interface, restarting");
+                let token = client.auth_token().map(|(_, t)| t.to_owned());
+                return (SessionEnd::Reconnect { reason: reason.into(), advance: false }, token);
+            }
         }
     }
 }

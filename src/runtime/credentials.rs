@@ -32,6 +32,15 @@ pub fn resolve(profile: &Profile) -> Result<Option<Credentials>, String> {
     }))
 }
 
+/// Whether the profile holds the whole credentials (nothing would be asked).
+pub fn complete(profile: &Profile) -> bool {
+    match &profile.auth_user_pass {
+        None => true,
+        Some(AuthUserPass::Prompt) => false,
+        Some(AuthUserPass::File { password, .. }) => password.is_some(),
+    }
+}
+
 fn prompt_line(prompt: &str) -> Result<String, String> {
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod demo;
 pub mod device;
 pub mod health;
+pub mod management;
 pub mod netcfg;
 pub mod p2p_driver;
 pub mod pki;

@@ -26,7 +26,7 @@ fn looks_like_server(path: &Path) -> bool {
     })
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 mod check;
+mod mgmt_cmd;
 mod pki_cmd;
 use ferrovpn::config::{Profile, load_profile};
 use ferrovpn::proto::client::Credentials;
@@ -37,6 +38,8 @@ struct Common {
     /// pre-2.6 TLS 1.0 PRF (for servers whose EKM support is broken).
     #[arg(long)]
     legacy_key_derivation: bool,
+    #[command(flatten)]
+    management: mgmt_cmd::ManagementArgs,
 }
 
 /// Proxy-mode options.
@@ -206,6 +209,9 @@ enum Command {
         #[arg(long, value_name = "CIDR[:PORTS]")]
         allow: Vec<String>,
     },
+    /// Ask a running client (ferrovpn or OpenVPN) for its state, addresses and byte counts over
+    /// its management interface (exit 1 when it cannot be reached).
+    Status(mgmt_cmd::StatusArgs),
     /// Parse a client profile or a server configuration and report the resolved settings,
     /// warnings and errors with file and line (exit 0: no errors, 1: errors).
     Check {
@@ -295,21 +301,28 @@ fn init_logging(verb: u8) {
             "ferrovpn={level},ferrovpn_platform={level},ferrovpn_netstack={level},warn"
         ))
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(mgmt_cmd::ring_layer())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
         .init();
 }
 
 /// Loads the profile, sets up logging, reads credentials.
 fn prepare(
     profile: &std::path::Path,
-    verb: Option<u8>,
+    common: &Common,
 ) -> Result<(Profile, Option<Credentials>), ExitCode> {
+    let verb = common.verb;
     let profile = &ferrovpn::runtime::profiles::resolve(profile);
-    let p = match load_profile(profile) {
+    let mut p = match load_profile(profile) {
         Ok(p) => p,
         Err(e) => {
             init_logging(verb.unwrap_or(1));
@@ -317,9 +330,20 @@ fn prepare(
             return Err(ExitCode::from(2));
         }
     };
+    if let Err(e) = mgmt_cmd::prepare(&common.management, &mut p) {
+        init_logging(verb.unwrap_or(1));
+        tracing::error!("{}: {e}", profile.display());
+        return Err(ExitCode::from(2));
+    }
     init_logging(verb.unwrap_or(p.verb.max(1)));
     for w in &p.warnings {
         tracing::warn!("{w}");
+    }
+    for w in mgmt_cmd::warnings(&p) {
+        tracing::warn!("{w}");
+    }
+    if mgmt_cmd::queries_passwords() && !credentials::complete(&p) {
+        return Ok((p, None));
     }
     match credentials::resolve(&p) {
         Ok(c) => Ok((p, c)),
@@ -354,6 +378,7 @@ fn connect_options(common: &Common) -> ConnectOptions {
     ConnectOptions {
         no_server_eku_check: common.no_server_eku_check,
         legacy_key_derivation: common.legacy_key_derivation,
+        management: mgmt_cmd::take_config(),
         ..ConnectOptions::default()
     }
 }
@@ -581,7 +606,7 @@ fn main() -> ExitCode {
             dev,
             state_dir,
         } => {
-            let (p, creds) = match prepare(&profile, common.verb) {
+            let (p, creds) = match prepare(&profile, &common) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
@@ -603,7 +628,7 @@ fn main() -> ExitCode {
             http,
             proxy,
         } => {
-            let (p, creds) = match prepare(&profile, common.verb) {
+            let (p, creds) = match prepare(&profile, &common) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
@@ -628,7 +653,7 @@ fn main() -> ExitCode {
             proxy,
             command,
         } => {
-            let (p, creds) = match prepare(&profile, common.verb) {
+            let (p, creds) = match prepare(&profile, &common) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
@@ -701,5 +726,6 @@ fn main() -> ExitCode {
             allow,
         } => serve(config, verb, userspace, allow),
         Command::Check { file, server, json } => check::run(&file, server, json),
+        Command::Status(args) => mgmt_cmd::status(args),
     }
 }

@@ -2,38 +2,27 @@
 //!
 //! Line-oriented text protocol, replies end with `\r\n`, wording as OpenVPN 2.6 (see its
 //! `doc/management-notes.txt`). Several management clients may be connected at once (OpenVPN
-//! allows one); each has its own `log`/`state`/`bytecount` settings.
+//! allows one); each has its own `log`/`state`/`bytecount` settings. The listener, session loop,
+//! password prompt, log history and the commands both sides share are in
+//! [`crate::runtime::management`]; this file holds the server's own commands.
 //!
 //! Supported: `help`, `version`, `pid`, `status [n]`, `state [on|off] [N|all]`,
 //! `log [on|off] [N|all]`, `echo …` (always empty), `kill cn`, `kill IP:port`,
 //! `client-kill CID [msg]`, `bytecount n`, `load-stats`, `signal s`, `verb [n]`, `mute [n]`,
 //! `hold [on|off|release]`, `quit`/`exit`.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 
 use super::control::{KillTarget, ServerControl};
-use super::scripts::split_words;
-use super::status::{StatusVersion, TITLE, render_status, unix_secs, wall_now};
-
-/// Where the management interface listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ManagementListen {
-    /// A TCP address, bound exactly as given (normally `127.0.0.1:port`).
-    Tcp(SocketAddr),
-    /// A Unix-domain socket path (`management /path unix`).
-    Unix(PathBuf),
-}
+use super::status::{StatusVersion, render_status, unix_secs, wall_now};
+use crate::runtime::management::session::{
+    self, Ctx, Handler, Session, UNKNOWN, atoi, hold_command, need, push_line, state_command,
+};
+pub use crate::runtime::management::{LogEntry, LogRing, ManagementListen, ManagementListener};
 
 /// Management interface settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,31 +49,6 @@ pub struct StateInfo {
     pub tun_ipv6: Option<Ipv6Addr>,
 }
 
-/// A bound management listener; [`serve_management_on`] serves it.
-#[derive(Debug)]
-pub struct ManagementListener {
-    inner: Listener,
-}
-
-/// A bounded, cheaply cloneable log history with real-time subscribers, feeding the `log`
-/// command. The server driver pushes every log line into it.
-#[derive(Clone, Debug)]
-pub struct LogRing {
-    inner: Arc<LogRingInner>,
-}
-
-/// One log line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogEntry {
-    /// When it was logged.
-    pub time: SystemTime,
-    /// OpenVPN's flag: `F` fatal, `N` non-fatal error, `W` warning, `I` info, `D` debug; any
-    /// other character (e.g. `' '`) prints as an empty flag field.
-    pub flags: char,
-    /// The message (line breaks are printed as spaces).
-    pub message: String,
-}
-
 impl ManagementConfig {
     /// Settings with `verb 1` and no state addresses.
     pub fn new(listen: ManagementListen, password: Option<String>) -> Self {
@@ -93,40 +57,6 @@ impl ManagementConfig {
             password,
             verb: 1,
             state: StateInfo::default(),
-        }
-    }
-}
-
-impl ManagementListener {
-    /// Binds the configured address. A stale Unix socket file is removed first (anything else
-    /// at that path is an error).
-    pub async fn bind(listen: &ManagementListen) -> io::Result<Self> {
-        let inner = match listen {
-            ManagementListen::Tcp(addr) => Listener::Tcp(TcpListener::bind(addr).await?),
-            ManagementListen::Unix(path) => {
-                use std::os::unix::fs::FileTypeExt as _;
-                match std::fs::symlink_metadata(path) {
-                    Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
-                    Ok(_) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::AlreadyExists,
-                            format!("{} exists and is not a socket", path.display()),
-                        ));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-                Listener::Unix(UnixListener::bind(path)?, path.clone())
-            }
-        };
-        Ok(Self { inner })
-    }
-
-    /// The bound TCP address (`None` for a Unix socket).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        match &self.inner {
-            Listener::Tcp(l) => l.local_addr().ok(),
-            Listener::Unix(..) => None,
         }
     }
 }
@@ -150,633 +80,187 @@ pub async fn serve_management_on(
     cfg: ManagementConfig,
     control: Arc<dyn ServerControl>,
     log: LogRing,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let shared = Arc::new(Shared {
-        verb: AtomicU32::new(cfg.verb),
-        mute: AtomicU32::new(0),
-        cfg,
-        control,
-        log,
-    });
-    let mut sessions = JoinSet::new();
-    let result = loop {
-        while sessions.try_join_next().is_some() {}
-        if *stop.borrow_and_update() {
-            break Ok(());
-        }
-        let accepted = tokio::select! {
-            changed = stop.changed() => {
-                if changed.is_err() {
-                    break Ok(());
-                }
-                continue;
-            }
-            accepted = listener.inner.accept() => accepted,
-        };
-        match accepted {
-            Ok(Accepted::Tcp(stream, peer)) => {
-                tracing::info!("MANAGEMENT: Client connected from {peer}");
-                sessions.spawn(session(stream, shared.clone(), stop.clone()));
-            }
-            Ok(Accepted::Unix(stream)) => {
-                tracing::info!("MANAGEMENT: Client connected from unix socket");
-                sessions.spawn(session(stream, shared.clone(), stop.clone()));
-            }
-            // Per-connection failures (aborted handshakes, fd exhaustion) must not end the
-            // interface; back off briefly so a persistent error does not spin.
-            Err(e) => {
-                tracing::warn!("MANAGEMENT: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    // Sessions see `stop` too; give them a moment to say goodbye before aborting them.
-    let drain = async { while sessions.join_next().await.is_some() {} };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-    sessions.shutdown().await;
-    if let Listener::Unix(_, path) = &listener.inner {
-        let _ = std::fs::remove_file(path);
-    }
-    result
+    let (password, verb) = (cfg.password.clone(), cfg.verb);
+    let handler = Arc::new(ServerCommands { cfg, control });
+    session::serve(listener, password, verb, handler, log, stop).await
 }
 
-impl LogRing {
-    /// A ring keeping the last `capacity` lines (at least one).
-    pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        let (tx, _) = broadcast::channel(1024);
-        Self {
-            inner: Arc::new(LogRingInner {
-                capacity,
-                entries: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
-                tx,
-            }),
-        }
-    }
-
-    /// Appends a line and forwards it to real-time subscribers.
-    pub fn push(&self, time: SystemTime, flags: char, message: impl Into<String>) {
-        let entry = LogEntry {
-            time,
-            flags,
-            message: message.into(),
-        };
-        {
-            let mut entries = self.entries();
-            if entries.len() == self.inner.capacity {
-                entries.pop_front();
-            }
-            entries.push_back(entry.clone());
-        }
-        // No subscribers is not an error.
-        let _ = self.inner.tx.send(entry);
-    }
-
-    /// The newest `n` lines, oldest first (`None`: all of them).
-    pub fn history(&self, n: Option<usize>) -> Vec<LogEntry> {
-        let entries = self.entries();
-        let skip = n.map_or(0, |n| entries.len().saturating_sub(n));
-        entries.iter().skip(skip).cloned().collect()
-    }
-
-    /// A receiver of lines pushed from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<LogEntry> {
-        self.inner.tx.subscribe()
-    }
-
-    /// OpenVPN's flag for a tracing level.
-    pub fn flag_for(level: &tracing::Level) -> char {
-        match *level {
-            tracing::Level::ERROR => 'N',
-            tracing::Level::WARN => 'W',
-            tracing::Level::INFO => 'I',
-            tracing::Level::DEBUG => 'D',
-            _ => ' ',
-        }
-    }
-
-    fn entries(&self) -> std::sync::MutexGuard<'_, VecDeque<LogEntry>> {
-        // A panic while holding the lock leaves a consistent deque; keep using it.
-        self.inner
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl LogEntry {
-    /// `time,flags,message` as in `log` history (real-time lines prefix `>LOG:`).
-    pub fn render(&self) -> String {
-        let flags = if self.flags.is_ascii_alphabetic() {
-            self.flags.to_string()
-        } else {
-            String::new()
-        };
-        let message = self.message.replace(['\r', '\n'], " ");
-        format!("{},{flags},{message}", unix_secs(self.time))
-    }
-}
-
-#[derive(Debug)]
-struct LogRingInner {
-    capacity: usize,
-    entries: Mutex<VecDeque<LogEntry>>,
-    tx: broadcast::Sender<LogEntry>,
-}
-
-#[derive(Debug)]
-enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
-}
-
-enum Accepted {
-    Tcp(tokio::net::TcpStream, SocketAddr),
-    Unix(tokio::net::UnixStream),
-}
-
-impl Listener {
-    async fn accept(&self) -> io::Result<Accepted> {
-        match self {
-            Self::Tcp(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
-            Self::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
-        }
-    }
-}
-
-struct Shared {
+struct ServerCommands {
     cfg: ManagementConfig,
     control: Arc<dyn ServerControl>,
-    log: LogRing,
-    verb: AtomicU32,
-    mute: AtomicU32,
 }
 
-/// Per-connection settings.
-struct Session {
-    authenticated: bool,
-    password_tries: u32,
-    bytecount: Option<tokio::time::Interval>,
-    log_rx: Option<broadcast::Receiver<LogEntry>>,
-    state_realtime: bool,
-    quit: bool,
-}
-
-/// One management client, until it quits, disconnects, fails the password three times, or the
-/// interface stops.
-async fn session<S>(stream: S, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (rd, mut wr) = tokio::io::split(stream);
-    // Lines are read by a separate task so the select below stays cancel-safe.
-    let (line_tx, mut lines) = mpsc::channel::<String>(16);
-    let reader = tokio::spawn(read_lines(rd, line_tx));
-    let mut s = Session {
-        authenticated: shared.cfg.password.is_none(),
-        password_tries: 0,
-        bytecount: None,
-        log_rx: None,
-        state_realtime: false,
-        quit: false,
-    };
-    let mut out = String::new();
-    if s.authenticated {
-        push_line(&mut out, GREETING);
-    } else {
-        out.push_str("ENTER PASSWORD:");
+impl Handler for ServerCommands {
+    fn help(&self) -> &'static [&'static str] {
+        HELP
     }
-    while !s.quit {
-        if !out.is_empty() {
-            if wr.write_all(out.as_bytes()).await.is_err() {
-                break;
-            }
-            out.clear();
-        }
-        if *stop.borrow_and_update() {
-            break;
-        }
-        tokio::select! {
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    if s.state_realtime {
-                        let t = unix_secs(wall_now());
-                        push_line(&mut out, &format!(">STATE:{t},EXITING,SIGTERM,,,,,"));
-                    }
-                    break;
-                }
-            }
-            line = lines.recv() => match line {
-                Some(line) => handle_line(&shared, &mut s, &line, &mut out),
-                None => break,
-            },
-            _ = tick(&mut s.bytecount) => {
-                for c in shared.control.clients() {
-                    push_line(
-                        &mut out,
-                        &format!(">BYTECOUNT_CLI:{},{},{}", c.client_id, c.bytes_received, c.bytes_sent),
-                    );
-                }
-            }
-            entry = next_log(&mut s.log_rx) => match entry {
-                Ok(e) => push_line(&mut out, &format!(">LOG:{}", e.render())),
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => s.log_rx = None,
-            },
-        }
-    }
-    let _ = wr.write_all(out.as_bytes()).await;
-    let _ = wr.shutdown().await;
-    reader.abort();
-    tracing::info!("MANAGEMENT: Client disconnected");
-}
 
-async fn read_lines<R: AsyncRead + Unpin>(rd: R, tx: mpsc::Sender<String>) {
-    let mut rd = BufReader::new(rd);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let limit = u64::try_from(MAX_LINE).unwrap_or(u64::MAX);
-        match (&mut rd).take(limit).read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) if buf.last() != Some(&b'\n') && buf.len() >= MAX_LINE => return,
-            Ok(_) => {}
-        }
-        let line = String::from_utf8_lossy(&buf);
-        let line = line.trim_end_matches(['\r', '\n']).to_owned();
-        if tx.send(line).await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_log(
-    rx: &mut Option<broadcast::Receiver<LogEntry>>,
-) -> Result<LogEntry, broadcast::error::RecvError> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-fn push_line(out: &mut String, line: &str) {
-    out.push_str(line);
-    out.push_str("\r\n");
-}
-
-fn handle_line(shared: &Shared, s: &mut Session, line: &str, out: &mut String) {
-    if !s.authenticated {
-        check_password(shared, s, line, out);
-        return;
-    }
-    let words = match split_words(line) {
-        Ok(w) => w,
-        Err(_) => {
-            push_line(out, "ERROR: unterminated quote");
-            return;
-        }
-    };
-    let Some((cmd, args)) = words.split_first() else {
-        return;
-    };
-    tracing::debug!("MANAGEMENT: CMD '{line}'");
-    command(shared, s, cmd, args, out);
-}
-
-fn check_password(shared: &Shared, s: &mut Session, line: &str, out: &mut String) {
-    let expected = shared.cfg.password.as_deref().unwrap_or_default();
-    if aws_lc_rs::constant_time::verify_slices_are_equal(line.as_bytes(), expected.as_bytes())
-        .is_ok()
-    {
-        s.authenticated = true;
-        push_line(out, "SUCCESS: password is correct");
-        push_line(out, GREETING);
-        return;
-    }
-    push_line(out, "ERROR: bad password");
-    s.password_tries += 1;
-    if s.password_tries >= PASSWORD_TRIES {
-        tracing::warn!(
-            "MAN: client connection rejected after {PASSWORD_TRIES} failed password attempts"
-        );
-        s.quit = true;
-    } else {
-        out.push_str("ENTER PASSWORD:");
-    }
-}
-
-fn command(shared: &Shared, s: &mut Session, cmd: &str, args: &[String], out: &mut String) {
-    let arg = |i: usize| args.get(i).map(String::as_str);
-    match cmd {
-        "help" => {
-            push_line(out, &format!("Management Interface for {TITLE}"));
-            push_line(out, "Commands:");
-            for l in HELP {
-                push_line(out, l);
-            }
-            push_line(out, "END");
-        }
-        "version" => {
-            // `version n` (the client announcing its version) gets no reply in OpenVPN 2.6.
-            if args.is_empty() {
-                push_line(out, &format!("OpenVPN Version: {TITLE}"));
-                push_line(out, &format!("Management Version: {MANAGEMENT_VERSION}"));
-                push_line(out, "END");
-            }
-        }
-        "pid" => push_line(out, &format!("SUCCESS: pid={}", std::process::id())),
-        "status" => {
-            let n = arg(0).map_or(1, atoi);
-            let version = if n == 0 {
-                Some(StatusVersion::V1)
-            } else {
-                u32::try_from(n).ok().and_then(StatusVersion::from_number)
-            };
-            let Some(version) = version else {
-                push_line(out, "ERROR: bad status format version number");
-                return;
-            };
-            let text = render_status(
-                version,
-                &shared.control.clients(),
-                &shared.control.routes(),
-                wall_now(),
-            );
-            for line in text.lines() {
-                push_line(out, line);
-            }
-        }
-        "state" => {
-            let lines = state_history(shared);
-            if args.is_empty() {
-                history(s, &shared.log, "state", "1", &lines, out);
-            }
-            for a in args.iter().take(2) {
-                history(s, &shared.log, "state", a, &lines, out);
-            }
-        }
-        "log" => {
-            if args.is_empty() {
-                need(out, cmd, 1, true);
-                return;
-            }
-            for a in args.iter().take(2) {
-                let lines = match a.as_str() {
-                    "on" | "off" => Vec::new(),
-                    "all" => render_log(shared.log.history(None)),
-                    n => render_log(shared.log.history(usize::try_from(atoi(n)).ok())),
+    fn command(
+        &self,
+        ctx: &Ctx<'_>,
+        s: &mut Session,
+        cmd: &str,
+        args: &[String],
+        out: &mut String,
+    ) {
+        let arg = |i: usize| args.get(i).map(String::as_str);
+        match cmd {
+            "status" => {
+                let n = arg(0).map_or(1, atoi);
+                let version = if n == 0 {
+                    Some(StatusVersion::V1)
+                } else {
+                    u32::try_from(n).ok().and_then(StatusVersion::from_number)
                 };
-                history(s, &shared.log, "log", a, &lines, out);
+                let Some(version) = version else {
+                    push_line(out, "ERROR: bad status format version number");
+                    return;
+                };
+                let text = render_status(
+                    version,
+                    &self.control.clients(),
+                    &self.control.routes(),
+                    wall_now(),
+                );
+                for line in text.lines() {
+                    push_line(out, line);
+                }
             }
-        }
-        "echo" => {
-            if args.is_empty() {
-                need(out, cmd, 1, true);
-                return;
+            "state" => state_command(s, ctx.log, args, &self.state_history(), out),
+            "kill" => match arg(0) {
+                Some(target) => self.kill(target, out),
+                None => need(out, cmd, 1, false),
+            },
+            "client-kill" => {
+                let Some(cid) = arg(0) else {
+                    need(out, cmd, 1, true);
+                    return;
+                };
+                let Ok(cid) = cid.parse::<u64>() else {
+                    push_line(out, "ERROR: cannot parse CID");
+                    return;
+                };
+                let message = arg(1).map(str::to_owned);
+                if self.control.kill(KillTarget::ClientId(cid), message) > 0 {
+                    push_line(out, "SUCCESS: client-kill command succeeded");
+                } else {
+                    push_line(out, "ERROR: client-kill command failed");
+                }
             }
-            for a in args.iter().take(2) {
-                history(s, &shared.log, "echo", a, &[], out);
+            "load-stats" => {
+                let clients = self.control.clients();
+                let bytes_in: u64 = clients.iter().map(|c| c.bytes_received).sum();
+                let bytes_out: u64 = clients.iter().map(|c| c.bytes_sent).sum();
+                push_line(
+                    out,
+                    &format!(
+                        "SUCCESS: nclients={},bytesin={bytes_in},bytesout={bytes_out}",
+                        clients.len()
+                    ),
+                );
             }
-        }
-        "kill" => match arg(0) {
-            Some(target) => kill(shared, target, out),
-            None => need(out, cmd, 1, false),
-        },
-        "client-kill" => {
-            let Some(cid) = arg(0) else {
-                need(out, cmd, 1, true);
-                return;
-            };
-            let Ok(cid) = cid.parse::<u64>() else {
-                push_line(out, "ERROR: cannot parse CID");
-                return;
-            };
-            let message = arg(1).map(str::to_owned);
-            if shared.control.kill(KillTarget::ClientId(cid), message) > 0 {
-                push_line(out, "SUCCESS: client-kill command succeeded");
-            } else {
-                push_line(out, "ERROR: client-kill command failed");
+            "signal" => {
+                let Some(name) = arg(0) else {
+                    need(out, cmd, 1, false);
+                    return;
+                };
+                if !SIGNALS.contains(&name) {
+                    push_line(
+                        out,
+                        &format!("ERROR: signal '{name}' is not a known signal type"),
+                    );
+                } else if self.control.signal(name) {
+                    push_line(out, &format!("SUCCESS: signal {name} thrown"));
+                } else {
+                    push_line(out, &format!("ERROR: signal '{name}' is currently ignored"));
+                }
             }
+            // The server never holds; accept the commands so GUIs do not stall.
+            "hold" => hold_command(args, &mut false, || {}, out),
+            _ => push_line(out, UNKNOWN),
         }
-        "bytecount" => {
-            let Some(n) = arg(0) else {
-                need(out, cmd, 1, false);
-                return;
-            };
-            s.bytecount = u64::try_from(atoi(n)).ok().filter(|&n| n > 0).map(|n| {
-                let period = Duration::from_secs(n);
-                tokio::time::interval_at(tokio::time::Instant::now() + period, period)
-            });
-            push_line(out, "SUCCESS: bytecount interval changed");
-        }
-        "load-stats" => {
-            let clients = shared.control.clients();
-            let bytes_in: u64 = clients.iter().map(|c| c.bytes_received).sum();
-            let bytes_out: u64 = clients.iter().map(|c| c.bytes_sent).sum();
+    }
+
+    fn bytecount(&self, out: &mut String) {
+        for c in self.control.clients() {
             push_line(
                 out,
                 &format!(
-                    "SUCCESS: nclients={},bytesin={bytes_in},bytesout={bytes_out}",
-                    clients.len()
+                    ">BYTECOUNT_CLI:{},{},{}",
+                    c.client_id, c.bytes_received, c.bytes_sent
                 ),
             );
         }
-        "signal" => {
-            let Some(name) = arg(0) else {
-                need(out, cmd, 1, false);
-                return;
-            };
-            if !SIGNALS.contains(&name) {
+    }
+
+    fn exiting_line(&self) -> Option<String> {
+        let t = unix_secs(wall_now());
+        Some(format!("{t},EXITING,SIGTERM,,,,,"))
+    }
+}
+
+impl ServerCommands {
+    fn state_history(&self) -> Vec<String> {
+        let t = unix_secs(self.control.started());
+        let st = &self.cfg.state;
+        let tun_ip = st.tun_ip.map(|a| a.to_string()).unwrap_or_default();
+        let tun_ipv6 = st.tun_ipv6.map(|a| a.to_string()).unwrap_or_default();
+        let (local_ip, local_port) = match st.local {
+            Some(a) => (a.ip().to_string(), a.port().to_string()),
+            None => (String::new(), String::new()),
+        };
+        vec![
+            format!("{t},CONNECTING,,,,,,"),
+            format!("{t},ASSIGN_IP,,{tun_ip},,,,,{tun_ipv6}"),
+            format!("{t},CONNECTED,SUCCESS,{tun_ip},,,{local_ip},{local_port},{tun_ipv6}"),
+        ]
+    }
+
+    fn kill(&self, target: &str, out: &mut String) {
+        let Some((host, port)) = target.rsplit_once(':') else {
+            let n = self
+                .control
+                .kill(KillTarget::CommonName(target.to_owned()), None);
+            if n > 0 {
                 push_line(
                     out,
-                    &format!("ERROR: signal '{name}' is not a known signal type"),
+                    &format!("SUCCESS: common name '{target}' found, {n} client(s) killed"),
                 );
-            } else if shared.control.signal(name) {
-                push_line(out, &format!("SUCCESS: signal {name} thrown"));
             } else {
-                push_line(out, &format!("ERROR: signal '{name}' is currently ignored"));
+                push_line(out, &format!("ERROR: common name '{target}' not found"));
             }
-        }
-        "verb" => match arg(0) {
-            None => push_line(
-                out,
-                &format!("SUCCESS: verb={}", shared.verb.load(Ordering::Relaxed)),
-            ),
-            Some(n) => match u32::try_from(atoi(n)) {
-                Ok(level) if level <= MAX_VERB => {
-                    shared.verb.store(level, Ordering::Relaxed);
-                    push_line(out, "SUCCESS: verb level changed");
-                }
-                _ => push_line(out, "ERROR: verb level is out of range"),
-            },
-        },
-        "mute" => match arg(0) {
-            None => push_line(
-                out,
-                &format!("SUCCESS: mute={}", shared.mute.load(Ordering::Relaxed)),
-            ),
-            Some(n) => match u32::try_from(atoi(n)) {
-                Ok(level) => {
-                    shared.mute.store(level, Ordering::Relaxed);
-                    push_line(out, "SUCCESS: mute level changed");
-                }
-                Err(_) => push_line(out, "ERROR: mute level is out of range"),
-            },
-        },
-        // The server never holds; accept the commands so GUIs do not stall.
-        "hold" => match arg(0) {
-            None => push_line(out, "SUCCESS: hold=0"),
-            Some("on") => push_line(out, "SUCCESS: hold flag set to ON"),
-            Some("off") => push_line(out, "SUCCESS: hold flag set to OFF"),
-            Some("release") => push_line(out, "SUCCESS: hold release succeeded"),
-            Some(_) => push_line(out, "ERROR: bad hold command parameter"),
-        },
-        "quit" | "exit" => s.quit = true,
-        _ => push_line(out, "ERROR: unknown command, enter 'help' for more options"),
-    }
-}
-
-/// OpenVPN's shared handler for `log`/`state`/`echo` parameters: `on`, `off`, `all` or `N`.
-fn history(
-    s: &mut Session,
-    log: &LogRing,
-    kind: &str,
-    parm: &str,
-    lines: &[String],
-    out: &mut String,
-) {
-    match parm {
-        "on" | "off" => {
-            let on = parm == "on";
-            match kind {
-                "log" => s.log_rx = on.then(|| log.subscribe()),
-                "state" => s.state_realtime = on,
-                _ => {}
-            }
-            let word = if on { "ON" } else { "OFF" };
-            push_line(
-                out,
-                &format!("SUCCESS: real-time {kind} notification set to {word}"),
-            );
-        }
-        _ if parm == "all" || atoi(parm) > 0 => {
-            let n = if parm == "all" {
-                lines.len()
-            } else {
-                usize::try_from(atoi(parm)).unwrap_or(0)
-            };
-            for l in &lines[lines.len().saturating_sub(n)..] {
-                push_line(out, l);
-            }
-            push_line(out, "END");
-        }
-        _ => push_line(
-            out,
-            &format!("ERROR: {kind} parameter must be 'on' or 'off' or some number n or 'all'"),
-        ),
-    }
-}
-
-fn state_history(shared: &Shared) -> Vec<String> {
-    let t = unix_secs(shared.control.started());
-    let st = &shared.cfg.state;
-    let tun_ip = st.tun_ip.map(|a| a.to_string()).unwrap_or_default();
-    let tun_ipv6 = st.tun_ipv6.map(|a| a.to_string()).unwrap_or_default();
-    let (local_ip, local_port) = match st.local {
-        Some(a) => (a.ip().to_string(), a.port().to_string()),
-        None => (String::new(), String::new()),
-    };
-    vec![
-        format!("{t},CONNECTING,,,,,,"),
-        format!("{t},ASSIGN_IP,,{tun_ip},,,,,{tun_ipv6}"),
-        format!("{t},CONNECTED,SUCCESS,{tun_ip},,,{local_ip},{local_port},{tun_ipv6}"),
-    ]
-}
-
-fn render_log(entries: Vec<LogEntry>) -> Vec<String> {
-    entries.iter().map(LogEntry::render).collect()
-}
-
-fn kill(shared: &Shared, target: &str, out: &mut String) {
-    let Some((host, port)) = target.rsplit_once(':') else {
-        let n = shared
-            .control
-            .kill(KillTarget::CommonName(target.to_owned()), None);
+            return;
+        };
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let Ok(ip) = host.parse::<IpAddr>() else {
+            push_line(out, &format!("ERROR: error parsing IP address: {host}"));
+            return;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            push_line(out, &format!("ERROR: port number is out of range: {port}"));
+            return;
+        };
+        let addr = SocketAddr::new(ip, port);
+        let n = self.control.kill(KillTarget::Addr(addr), None);
         if n > 0 {
             push_line(
                 out,
-                &format!("SUCCESS: common name '{target}' found, {n} client(s) killed"),
+                &format!("SUCCESS: {n} client(s) at address {ip}:{port} killed"),
             );
         } else {
-            push_line(out, &format!("ERROR: common name '{target}' not found"));
+            push_line(
+                out,
+                &format!("ERROR: client at address {ip}:{port} not found"),
+            );
         }
-        return;
-    };
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let Ok(ip) = host.parse::<IpAddr>() else {
-        push_line(out, &format!("ERROR: error parsing IP address: {host}"));
-        return;
-    };
-    let Ok(port) = port.parse::<u16>() else {
-        push_line(out, &format!("ERROR: port number is out of range: {port}"));
-        return;
-    };
-    let addr = SocketAddr::new(ip, port);
-    let n = shared.control.kill(KillTarget::Addr(addr), None);
-    if n > 0 {
-        push_line(
-            out,
-            &format!("SUCCESS: {n} client(s) at address {ip}:{port} killed"),
-        );
-    } else {
-        push_line(
-            out,
-            &format!("ERROR: client at address {ip}:{port} not found"),
-        );
     }
 }
 
-fn need(out: &mut String, cmd: &str, n: usize, at_least: bool) {
-    let at_least = if at_least { "at least " } else { "" };
-    let plural = if n > 1 { "s" } else { "" };
-    push_line(
-        out,
-        &format!("ERROR: the '{cmd}' command requires {at_least}{n} parameter{plural}"),
-    );
-}
-
-/// C `atoi`: leading digits (with sign), 0 if none.
-fn atoi(s: &str) -> i64 {
-    let s = s.trim_start();
-    let (neg, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    let v = digits[..end].parse::<i64>().unwrap_or(0);
-    if neg { -v } else { v }
-}
-
-const MANAGEMENT_VERSION: u32 = 5;
-const GREETING: &str = ">INFO:OpenVPN Management Interface Version 5 -- type 'help' for more info";
-const PASSWORD_TRIES: u32 = 3;
-const MAX_LINE: usize = 4096;
-const MAX_VERB: u32 = 11;
 const SIGNALS: [&str; 4] = ["SIGHUP", "SIGTERM", "SIGUSR1", "SIGUSR2"];
 const HELP: &[&str] = &[
     "bytecount n            : Show bytes in/out, update every n secs (0=off).",
@@ -806,9 +290,16 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::time::UNIX_EPOCH;
 
+    use std::sync::Mutex;
+    use std::time::{Duration, SystemTime};
+
+    use tokio::io::{
+        AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+    };
     use tokio::net::{TcpStream, UnixStream};
 
     use super::*;
+    use crate::runtime::management::session::GREETING;
     use crate::runtime::server::control::{ClientSnapshot, RouteSnapshot, Transport};
 
     #[derive(Default)]
@@ -1209,20 +700,5 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn log_ring_is_bounded() {
-        let ring = LogRing::new(2);
-        for i in 0..5u64 {
-            ring.push(UNIX_EPOCH + Duration::from_secs(i), 'I', format!("m{i}"));
-        }
-        let all: Vec<_> = ring.history(None).into_iter().map(|e| e.message).collect();
-        assert_eq!(all, ["m3", "m4"]);
-        assert_eq!(ring.history(Some(1))[0].message, "m4");
-        assert_eq!(LogRing::flag_for(&tracing::Level::WARN), 'W');
-        assert_eq!(atoi("12abc"), 12);
-        assert_eq!(atoi("x"), 0);
-        assert_eq!(atoi("-3"), -3);
     }
 }

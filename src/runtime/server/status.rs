@@ -107,7 +107,7 @@ pub async fn run_status_file(
 
 /// Current wall time, through the crate's one clock reader (second resolution is all OpenVPN's
 /// formats carry).
-pub(super) fn wall_now() -> SystemTime {
+pub(crate) fn wall_now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(crate::runtime::clock::unix_seconds().into())
 }
 
