@@ -4,13 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::clock;
 use super::device::Device;
+use super::drop_report::DropReport;
 use super::netcfg::NetPlan;
 use super::rng::system_rng;
 use super::transport::Transport;
@@ -121,7 +121,7 @@ pub async fn run_with(
     state_tx: Option<watch::Sender<TunnelState>>,
 ) -> Outcome {
     let mut remote_idx = 0usize;
-    let mut failures: u32 = 0;
+    let mut backoff = super::backoff::Backoff::new();
     let mut auth_token: Option<String> = None;
     let mut remotes = profile.remotes.clone();
     if profile.remote_random {
@@ -136,6 +136,10 @@ pub async fn run_with(
     }
     let outcome = loop {
         let remote = &remotes[remote_idx % remotes.len()];
+        let mut drops = DropReport::new();
+        let connects = super::health::METRICS
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed);
         let end = session(
             &profile,
             remote,
@@ -145,8 +149,10 @@ pub async fn run_with(
             &mut device,
             &mut stop,
             state_tx.as_ref(),
+            &mut drops,
         )
         .await;
+        info!("{}", drops.summary());
         if let Some(tx) = &state_tx {
             let _ = tx.send(TunnelState::Down);
         }
@@ -155,7 +161,13 @@ pub async fn run_with(
             (SessionEnd::Stop(o), _) => break o,
             (SessionEnd::Reconnect { reason, advance }, token) => {
                 auth_token = token;
-                failures += 1;
+                // Only one session runs at a time: a new connect is this session's.
+                let connected = super::health::METRICS
+                    .connects
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    > connects;
+                backoff.session_ended(connected);
+                let failures = backoff.failures();
                 if let Some(max) = profile.connect_retry_max
                     && failures >= max * remotes.len() as u32
                 {
@@ -166,11 +178,11 @@ pub async fn run_with(
                 if advance {
                     remote_idx += 1;
                 }
-                // Backoff: connect-retry doubled per failure round, capped.
-                let round = (failures.saturating_sub(1) / remotes.len() as u32).min(16);
-                let base = profile.connect_retry.max(Duration::from_millis(200));
-                let delay =
-                    (base * 2u32.saturating_pow(round)).min(profile.connect_retry_backoff_max);
+                let delay = backoff.delay(
+                    remotes.len(),
+                    profile.connect_retry,
+                    profile.connect_retry_backoff_max,
+                );
                 warn!("{reason}; reconnecting in {delay:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -205,6 +217,7 @@ async fn session(
     device: &mut Device,
     stop: &mut watch::Receiver<bool>,
     state_tx: Option<&watch::Sender<TunnelState>>,
+    drops: &mut DropReport,
 ) -> (SessionEnd, Option<String>) {
     let reconnect = |reason: String| {
         (
@@ -269,6 +282,9 @@ async fn session(
     let mut closing = false;
     loop {
         let now = clock::now();
+        if let Some(w) = drops.update(now, client.stats()) {
+            warn!("{w}");
+        }
         while client.poll_transmit(now, &mut out) {
             if let Err(e) = transport.send(&out).await
                 && !closing

@@ -428,24 +428,17 @@ impl Server {
             return;
         };
         wrap.set_next_send_pid(2, self.unix_now(now));
-        let mut peer = match Peer::after_cookie(
-            self.cfg.clone(),
-            peer_id,
-            link,
-            sid,
-            client_sid,
-            wrap,
-            now,
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                self.events.push_back(ServerEvent::Info {
-                    peer_id,
-                    text: format!("cannot start a session: {e}"),
-                });
-                return;
-            }
-        };
+        let mut peer =
+            match Peer::after_cookie(self.cfg.clone(), peer_id, link, sid, client_sid, wrap, now) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.events.push_back(ServerEvent::Info {
+                        peer_id,
+                        text: format!("cannot start a session: {e}"),
+                    });
+                    return;
+                }
+            };
         peer.tls_crypt_v2_metadata = metadata;
         peer.handle_control(now, inc);
         self.stats.sessions += 1;
@@ -617,6 +610,15 @@ impl Server {
         p.kill(now, text);
         self.after_peer(now, peer_id);
         live
+    }
+
+    /// Raw control-channel plaintext to a session (tests playing a hostile server).
+    #[cfg(test)]
+    pub(crate) fn send_raw_plaintext(&mut self, now: Instant, peer_id: u32, data: &[u8]) {
+        if let Some(p) = self.peers.get_mut(&peer_id) {
+            p.send_raw_plaintext(now, data);
+        }
+        self.after_peer(now, peer_id);
     }
 
     /// A TCP connection went away: its session ends.
