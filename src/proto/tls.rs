@@ -125,6 +125,11 @@ pub enum TlsError {
     /// No common TLS version / cipher suite / signature scheme.
     #[error("TLS negotiation failed: {0}")]
     Incompatible(String),
+    /// A handshake message (a certificate chain, usually) over rustls' 64 KiB bound.
+    #[error(
+        "the peer sent a TLS handshake message larger than 64 KiB (a huge certificate chain?): refused rather than buffered; trim the peer's 'extra-certs'/chain"
+    )]
+    TooLarge,
     /// Anything else from rustls.
     #[error("TLS error: {0}")]
     Other(String),
@@ -158,6 +163,9 @@ impl From<rustls::Error> for TlsError {
                 Self::Alert(format!("{a:?}{hint}"))
             }
             rustls::Error::PeerIncompatible(p) => Self::Incompatible(format!("{p:?}")),
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::HandshakePayloadTooLarge) => {
+                Self::TooLarge
+            }
             other => Self::Other(other.to_string()),
         }
     }
@@ -822,5 +830,67 @@ mod tests {
             normalise_subject("C=US, O=x, CN=y"),
             normalise_subject("/C=US/O=x/CN=y")
         );
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use crate::config::{CertRole, TlsSettings};
+
+    /// A server whose certificate chain is padded to ~100 KB: the client stops with a clear
+    /// error once the Certificate message exceeds rustls' 64 KiB bound instead of buffering it.
+    #[test]
+    fn huge_certificate_chain_is_refused() {
+        let pki = crate::proto::sim::pki(true);
+        let padding = pki.ca.repeat(250);
+        let server = server_config(&ServerTlsSettings {
+            tls: TlsSettings {
+                ca: Some(pki.ca.clone().into_bytes()),
+                cert: Some(pki.server_cert.clone().into_bytes()),
+                key: Some(pki.server_key.clone().into_bytes()),
+                extra_certs: Some(padding.into_bytes()),
+                ..Default::default()
+            },
+            client_cert_optional: false,
+        })
+        .unwrap();
+        let client = client_config(
+            &TlsSettings {
+                ca: Some(pki.ca.clone().into_bytes()),
+                cert: Some(pki.client_cert.clone().into_bytes()),
+                key: Some(pki.client_key.clone().into_bytes()),
+                remote_cert_tls: Some(CertRole::Server),
+                ..Default::default()
+            },
+            ClientTlsOptions::default(),
+        )
+        .unwrap();
+        let (mut c, mut s) = (
+            TlsSession::client(client).unwrap(),
+            TlsSession::server(server).unwrap(),
+        );
+        let mut err = None;
+        for _ in 0..20 {
+            let mut buf = Vec::new();
+            c.drain(&mut buf);
+            s.feed(&buf).unwrap();
+            buf.clear();
+            s.drain(&mut buf);
+            assert!(buf.len() < 200_000);
+            // Small pieces, as the control channel delivers them.
+            for piece in buf.chunks(1200) {
+                if let Err(e) = c.feed(piece) {
+                    err = Some(e);
+                    break;
+                }
+            }
+            if err.is_some() {
+                break;
+            }
+        }
+        let err = err.expect("the client accepted a 100 KB certificate chain");
+        assert!(matches!(err, TlsError::TooLarge), "{err}");
+        assert!(err.to_string().contains("64 KiB"), "{err}");
     }
 }

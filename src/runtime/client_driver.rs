@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -13,6 +12,7 @@ use super::clock;
 use super::device::Device;
 use super::management::client_state::State;
 use super::management::{ClientEvents, ClientManagementConfig};
+use super::drop_report::DropReport;
 use super::netcfg::NetPlan;
 use super::rng::system_rng;
 use super::transport::Transport;
@@ -140,7 +140,7 @@ pub async fn run_with(
         return Outcome::Stopped;
     }
     let mut remote_idx = 0usize;
-    let mut failures: u32 = 0;
+    let mut backoff = super::backoff::Backoff::new();
     let mut auth_token: Option<String> = None;
     let mut credentials_once: Option<Credentials> = None;
     let mut remotes = profile.remotes.clone();
@@ -168,6 +168,10 @@ pub async fn run_with(
             }
         }
         let remote = &remotes[remote_idx % remotes.len()];
+        let mut drops = DropReport::new();
+        let connects = super::health::METRICS
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed);
         let end = session(
             &profile,
             remote,
@@ -177,8 +181,10 @@ pub async fn run_with(
             &mut device,
             &mut stop,
             state_tx.as_ref(),
+            &mut drops,
         )
         .await;
+        info!("{}", drops.summary());
         if let Some(tx) = &state_tx {
             let _ = tx.send(TunnelState::Down);
         }
@@ -196,7 +202,13 @@ pub async fn run_with(
                     }
                     continue;
                 }
-                failures += 1;
+                // Only one session runs at a time: a new connect is this session's.
+                let connected = super::health::METRICS
+                    .connects
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    > connects;
+                backoff.session_ended(connected);
+                let failures = backoff.failures();
                 if let Some(max) = profile.connect_retry_max
                     && failures >= max * remotes.len() as u32
                 {
@@ -207,11 +219,11 @@ pub async fn run_with(
                 if advance {
                     remote_idx += 1;
                 }
-                // Backoff: connect-retry doubled per failure round, capped.
-                let round = (failures.saturating_sub(1) / remotes.len() as u32).min(16);
-                let base = profile.connect_retry.max(Duration::from_millis(200));
-                let delay =
-                    (base * 2u32.saturating_pow(round)).min(profile.connect_retry_backoff_max);
+                let delay = backoff.delay(
+                    remotes.len(),
+                    profile.connect_retry,
+                    profile.connect_retry_backoff_max,
+                );
                 warn!("{reason}; reconnecting in {delay:?}");
                 if events.hold(delay.as_secs(), &mut stop).await {
                     continue;
@@ -257,6 +269,7 @@ async fn session(
     device: &mut Device,
     stop: &mut watch::Receiver<bool>,
     state_tx: Option<&watch::Sender<TunnelState>>,
+    drops: &mut DropReport,
 ) -> (SessionEnd, Option<String>) {
     let reconnect = |reason: String| {
         (
@@ -328,6 +341,9 @@ async fn session(
     let mut closing = false;
     loop {
         let now = clock::now();
+        if let Some(w) = drops.update(now, client.stats()) {
+            warn!("{w}");
+        }
         while client.poll_transmit(now, &mut out) {
             if let Err(e) = transport.send(&out).await
                 && !closing

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub connects: AtomicU64,
     /// Last handshake time in milliseconds.
     pub handshake_ms: AtomicU64,
+    /// Packets from the server the client dropped (bad tag, replay, malformed).
+    pub dropped: AtomicU64,
 }
 
 /// The process-wide counters.
@@ -26,6 +28,7 @@ pub static METRICS: Metrics = Metrics {
     reconnects: AtomicU64::new(0),
     connects: AtomicU64::new(0),
     handshake_ms: AtomicU64::new(0),
+    dropped: AtomicU64::new(0),
 };
 
 fn render(stack: &Stack, up: bool) -> String {
@@ -40,7 +43,8 @@ fn render(stack: &Stack, up: bool) -> String {
          # HELP ferrovpn_tcp_connections Open TCP sockets in the userspace stack.\n# TYPE ferrovpn_tcp_connections gauge\nferrovpn_tcp_connections {}\n\
          # HELP ferrovpn_connects_total Sessions that reached Initialization Sequence Completed.\n# TYPE ferrovpn_connects_total counter\nferrovpn_connects_total {}\n\
          # HELP ferrovpn_reconnects_total Reconnections after the first connect.\n# TYPE ferrovpn_reconnects_total counter\nferrovpn_reconnects_total {}\n\
-         # HELP ferrovpn_handshake_seconds Duration of the last handshake.\n# TYPE ferrovpn_handshake_seconds gauge\nferrovpn_handshake_seconds {:.3}\n",
+         # HELP ferrovpn_handshake_seconds Duration of the last handshake.\n# TYPE ferrovpn_handshake_seconds gauge\nferrovpn_handshake_seconds {:.3}\n\
+         # HELP ferrovpn_dropped_packets_total Packets from the server dropped (bad tag, replay, malformed).\n# TYPE ferrovpn_dropped_packets_total counter\nferrovpn_dropped_packets_total {}\n",
         u8::from(up),
         st.bytes_in,
         st.bytes_out,
@@ -50,6 +54,7 @@ fn render(stack: &Stack, up: bool) -> String {
         m.connects.load(Ordering::Relaxed),
         m.reconnects.load(Ordering::Relaxed),
         m.handshake_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        m.dropped.load(Ordering::Relaxed),
     )
 }
 

@@ -1,11 +1,13 @@
 //! The async shell (tokio): owns sockets, the TUN device and the clock, and drives the sans-IO
 //! core. `clock` is the only module that reads the time.
 
+pub mod backoff;
 pub mod client_driver;
 pub mod clock;
 pub mod credentials;
 pub mod demo;
 pub mod device;
+pub mod drop_report;
 pub mod health;
 pub mod management;
 pub mod netcfg;

@@ -6,12 +6,14 @@
 //! - [`openvpn`]: the real OpenVPN 2.6 server as a peer, and matching client profiles.
 //! - [`client`]: the client under test (ferrovpn, or the reference openvpn client).
 //! - [`traffic`]: ping and checksummed bulk transfers through the tunnel.
+//! - [`impair`]: the impairment relay (loss, delay, reordering, tampering, float, TCP cut).
 //! - [`proxy`]: for proxy mode: the test web server's data, SOCKS5/HTTP clients, namespace threads.
 // Each test crate uses a different part of the harness; the clock and sleep bans (clippy.toml)
 // are for the protocol core, while the harness waits on real processes in real time.
 #![allow(dead_code, clippy::disallowed_methods)]
 
 pub mod client;
+pub mod impair;
 pub mod lab_multi;
 pub mod netns;
 pub mod openvpn;

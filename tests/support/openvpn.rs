@@ -334,6 +334,12 @@ impl OpenVpnServer {
         p.kill()
     }
 
+    /// Sends `sig` to the running server (SIGUSR1: a soft restart inside the same process, which
+    /// logs [`LOG_CONNECTED`] once more when it is back).
+    pub fn signal(&mut self, sig: i32) {
+        self.proc.as_mut().expect("server not running").signal(sig);
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.proc.as_mut().is_some_and(|p| p.try_status().is_none())
     }

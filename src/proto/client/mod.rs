@@ -46,6 +46,9 @@ const KEY_SWITCH_GRACE: Duration = Duration::from_secs(2);
 const EXIT_NOTIFY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a close waits for the EXIT message to be acknowledged.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Longest control message (PUSH_REPLY chunk, AUTH_FAILED, ...) buffered while waiting for its
+/// terminating NUL; OpenVPN's own are at most a few KiB.
+pub const MAX_CONTROL_MESSAGE: usize = 64 * 1024;
 
 /// Counters for the shell's logs and metrics.
 #[derive(Debug, Default, Clone, Copy)]
@@ -510,6 +513,13 @@ impl Client {
             if self.state == State::Closed {
                 return Ok(());
             }
+        }
+        let ks = &self.ch.keys[idx];
+        if ks.phase == Phase::Exchanged && ks.plain_in.len() > MAX_CONTROL_MESSAGE {
+            return Err(ClientError::Protocol(format!(
+                "the server sent a control message longer than {MAX_CONTROL_MESSAGE} bytes \
+                 without its terminating NUL: refusing to buffer more"
+            )));
         }
         self.ch.keys[idx].flush(now, max_payload, max_wkc);
         Ok(())

@@ -315,3 +315,23 @@ fn a_server_that_comes_back_is_found_within_tls_timeout() {
         "connected {late:?} after the server came back"
     );
 }
+
+#[test]
+fn endless_control_message_is_refused_not_buffered() {
+    let pki = pki(true);
+    let (c, s) = configs(&pki, Wrap::Crypt, 12, Cipher::Aes256Gcm);
+    let mut pair = Pair::new(c, s, Impair::default(), 12);
+    assert!(pair.drive_until(Duration::from_secs(10), Pair::connected));
+    // A control message that never ends (no NUL), far beyond the bound.
+    let huge = format!("INFO,{}", "x".repeat(4 * MAX_CONTROL_MESSAGE));
+    let (now, id) = (pair.now, pair.peer_id());
+    pair.server.send_raw_plaintext(now, id, huge.as_bytes());
+    pair.drive_until(Duration::from_secs(60), |p| p.client.is_closed());
+    let closed = pair.client_events.iter().find_map(|e| match e {
+        Event::Closed(e) => Some(e.clone()),
+        _ => None,
+    });
+    let closed = closed.expect("the client must give up on the endless message");
+    assert!(matches!(closed, ClientError::Protocol(_)), "{closed}");
+    assert!(closed.to_string().contains("terminating NUL"), "{closed}");
+}

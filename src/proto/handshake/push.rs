@@ -84,6 +84,8 @@ pub struct PushedOptions {
     pub explicit_exit_notify: Option<u32>,
     /// Options ignored, with the reason (for warnings).
     pub ignored: Vec<String>,
+    /// Chunks and bytes applied so far (bounded by [`MAX_PUSH_CHUNKS`], [`MAX_PUSH_BYTES`]).
+    received: (u32, usize),
 }
 
 /// A push the client cannot accept.
@@ -106,7 +108,17 @@ pub enum PushError {
     /// `dev-type tap` etc.
     #[error("the server pushed '{0}', which this client cannot honour")]
     Unsupported(String),
+    /// More continuation chunks or option bytes than any real push needs.
+    #[error(
+        "the server's push reply exceeds {MAX_PUSH_CHUNKS} chunks or {MAX_PUSH_BYTES} bytes (endless 'push-continuation 2'?): refusing it"
+    )]
+    TooLarge,
 }
+
+/// At most this many PUSH_REPLY chunks (`push-continuation 2`) make one push...
+pub const MAX_PUSH_CHUNKS: u32 = 1024;
+/// ... and at most this many bytes of options in all of them together.
+pub const MAX_PUSH_BYTES: usize = 1 << 20;
 
 /// How the profile restricts pushed options.
 #[derive(Clone, Debug, Default)]
@@ -128,6 +140,11 @@ impl PushedOptions {
     /// Applies one PUSH_REPLY chunk body (the text after `PUSH_REPLY,`). Returns whether more
     /// chunks follow (`push-continuation 2`).
     pub fn apply_chunk(&mut self, body: &str, policy: &PullPolicy) -> Result<bool, PushError> {
+        self.received.0 += 1;
+        self.received.1 += body.len();
+        if self.received.0 > MAX_PUSH_CHUNKS || self.received.1 > MAX_PUSH_BYTES {
+            return Err(PushError::TooLarge);
+        }
         let mut more = false;
         for opt in body.split(',') {
             let opt = opt.trim();
@@ -472,6 +489,36 @@ mod tests {
         assert_eq!(p.search_domains(), vec!["test.internal".to_owned()]);
         assert_eq!(p.ifconfig_ipv6.unwrap().1, 64);
         assert!(p.redirect_gateway.unwrap().def1);
+    }
+
+    #[test]
+    fn endless_continuation_and_oversized_push_are_refused() {
+        let policy = PullPolicy::default();
+        let mut p = PushedOptions::default();
+        let mut chunks = 0;
+        let err = loop {
+            match p.apply_chunk("route 10.0.0.0 255.0.0.0,push-continuation 2", &policy) {
+                Ok(more) => assert!(more),
+                Err(e) => break e,
+            }
+            chunks += 1;
+            assert!(chunks <= MAX_PUSH_CHUNKS, "never stops");
+        };
+        assert_eq!(err, PushError::TooLarge);
+        assert_eq!(chunks, MAX_PUSH_CHUNKS);
+        assert!(err.to_string().contains("push-continuation"), "{err}");
+        // One huge chunk: refused before its options are parsed.
+        let mut p = PushedOptions::default();
+        let huge = "route 10.0.0.0 255.0.0.0,".repeat(MAX_PUSH_BYTES / 20);
+        assert_eq!(p.apply_chunk(&huge, &policy), Err(PushError::TooLarge));
+        assert!(p.routes.is_empty());
+        // A large but sane push still goes through.
+        let mut p = PushedOptions::default();
+        let many: String = (0..2000)
+            .map(|i| format!("route 10.{}.{}.0 255.255.255.0,", i / 256, i % 256))
+            .collect();
+        assert_eq!(p.apply_chunk(&many, &policy), Ok(false));
+        assert_eq!(p.routes.len(), 2000);
     }
 
     #[test]

@@ -612,6 +612,15 @@ impl Server {
         live
     }
 
+    /// Raw control-channel plaintext to a session (tests playing a hostile server).
+    #[cfg(test)]
+    pub(crate) fn send_raw_plaintext(&mut self, now: Instant, peer_id: u32, data: &[u8]) {
+        if let Some(p) = self.peers.get_mut(&peer_id) {
+            p.send_raw_plaintext(now, data);
+        }
+        self.after_peer(now, peer_id);
+    }
+
     /// A TCP connection went away: its session ends.
     pub fn link_closed(&mut self, now: Instant, link: Link) {
         if let Some(id) = self.by_link.get(&link).copied() {

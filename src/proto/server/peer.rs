@@ -567,6 +567,20 @@ impl Peer {
         }
     }
 
+    /// Writes raw control-channel plaintext (no NUL added) in TLS-record-sized pieces: for
+    /// tests playing a hostile server.
+    #[cfg(test)]
+    pub(crate) fn send_raw_plaintext(&mut self, now: Instant, data: &[u8]) {
+        let (max_payload, max_wkc) = self.ch.max_payloads();
+        if let Some(idx) = self.ch.keys.iter().rposition(|k| k.km_sent) {
+            for piece in data.chunks(8192) {
+                let ks = &mut self.ch.keys[idx];
+                let _ = ks.tls.write_plain(piece);
+                ks.flush(now, max_payload, max_wkc);
+            }
+        }
+    }
+
     /// Encrypts an IP packet for the client into `out`.
     pub(crate) fn encapsulate(
         &mut self,

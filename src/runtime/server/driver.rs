@@ -359,6 +359,7 @@ pub async fn run(
     let mut usr2 = signal(SignalKind::user_defined2()).map_err(|e| e.to_string())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut drop_log = super::drop_log::DropLog::new();
     let exit;
     loop {
         let timeout = core.server.poll_timeout();
@@ -401,6 +402,9 @@ pub async fn run(
             _ = stop.changed() => { exit = ServeExit::Stopped; break; }
             _ = tick.tick() => {
                 core.publish(&control);
+                if let Some(w) = drop_log.update(clock::now(), core.server.stats()) {
+                    warn!("{w}");
+                }
                 let m = crl_mtime(&profile);
                 if m != crl_seen {
                     crl_seen = m;

@@ -3,6 +3,7 @@
 pub mod control;
 pub mod device;
 pub mod driver;
+pub mod drop_log;
 pub mod listen;
 pub mod log_layer;
 pub mod management;
