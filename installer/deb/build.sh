@@ -30,4 +30,5 @@ mkdir -p "$assets"
 # tables (debug = 1) for profiling; the packaged binary does without them (90 MB -> 14 MB).
 deb=$(cargo deb --no-build --strip --locked -p ferrovpn "$@" | tail -n 1)
 test -f "$deb" || { echo "build.sh: cargo deb did not report a package: '$deb'" >&2; exit 1; }
-echo "$deb"
+# An absolute path, usable from any directory.
+echo "$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")"
