@@ -1,0 +1,7 @@
+//! Fuzz target `dns`: the body is `common::body("dns")` (see `tests/fuzz/common/`).
+#![no_main]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::body("dns")(data));

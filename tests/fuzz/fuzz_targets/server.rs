@@ -1,0 +1,7 @@
+//! Fuzz target `server`: the body is `common::body("server")` (see `tests/fuzz/common/`).
+#![no_main]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::body("server")(data));
