@@ -2,6 +2,13 @@
 //! the cargo-fuzz target runs (`tests/fuzz/common/`), so the corpora and the invariants are
 //! exercised on stable by every `cargo test`, without nightly or libFuzzer.
 #![allow(clippy::disallowed_methods)]
+// The shared fuzz bodies are written for libFuzzer's crate, which does not run these lints.
+#![allow(
+    clippy::type_complexity,
+    clippy::collapsible_if,
+    clippy::wrong_self_convention,
+    clippy::large_enum_variant
+)]
 
 #[path = "fuzz/common/mod.rs"]
 mod common;

@@ -279,7 +279,7 @@ fn flood(server: SocketAddr, key: &Key2, counts: &FloodCounts, stop: &AtomicBool
             c.fetch_add(1, Ordering::Relaxed);
         }
         sent += 1;
-        if sent % 64 == 0 {
+        if sent.is_multiple_of(64) {
             for s in &socks {
                 while s.recv_from(&mut buf).is_ok() {
                     counts.replies.fetch_add(1, Ordering::Relaxed);

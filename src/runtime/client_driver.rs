@@ -10,9 +10,9 @@ use tracing::{error, info, warn};
 
 use super::clock;
 use super::device::Device;
+use super::drop_report::DropReport;
 use super::management::client_state::State;
 use super::management::{ClientEvents, ClientManagementConfig};
-use super::drop_report::DropReport;
 use super::netcfg::NetPlan;
 use super::rng::system_rng;
 use super::transport::Transport;

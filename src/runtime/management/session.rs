@@ -522,6 +522,19 @@ pub fn atoi(s: &str) -> i64 {
     if neg { -v } else { v }
 }
 
+/// A fresh authenticated session, for command tests.
+#[cfg(test)]
+pub(crate) fn test_session() -> Session {
+    Session {
+        authenticated: true,
+        password_tries: 0,
+        bytecount: None,
+        log_rx: None,
+        state_realtime: false,
+        quit: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,18 +574,5 @@ mod tests {
         let mut out = String::new();
         need(&mut out, "kill", 1, false);
         assert_eq!(out, "ERROR: the 'kill' command requires 1 parameter\r\n");
-    }
-}
-
-/// A fresh authenticated session, for command tests.
-#[cfg(test)]
-pub(crate) fn test_session() -> Session {
-    Session {
-        authenticated: true,
-        password_tries: 0,
-        bytecount: None,
-        log_rx: None,
-        state_realtime: false,
-        quit: false,
     }
 }
