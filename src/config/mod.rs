@@ -12,12 +12,14 @@ mod common;
 mod directive;
 mod inline;
 mod keyfile;
+mod legacy_client;
 mod lexer;
 mod material;
 mod parser;
 mod profile;
 mod server_parser;
 mod server_profile;
+mod tls_options;
 
 pub use inline::inline_profile;
 pub use keyfile::{KeyKind, generate as generate_key, pem as pem_block, static_key_file};
@@ -27,6 +29,8 @@ pub use profile::*;
 pub use server_parser::{load_server_profile, parse_ccd, parse_server_profile};
 pub use server_profile::*;
 
+#[cfg(test)]
+mod legacy_tests;
 #[cfg(test)]
 mod mem_loader;
 #[cfg(test)]

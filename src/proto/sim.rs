@@ -123,6 +123,7 @@ pub(crate) fn configs(
         auth: Digest::Sha256,
         ciphers: vec![cipher],
         fallback_cipher: None,
+        unusable_cipher: None,
         compression: Compression::None,
         pull: PullPolicy::default(),
         peer_info: crate::proto::handshake::peer_info::PeerInfo {
@@ -132,6 +133,7 @@ pub(crate) fn configs(
             extra: vec![],
             platform: "linux",
             offer_ekm: true,
+            compat: None,
         }
         .render(),
         occ_options: "V4,dev-type tun".into(),

@@ -46,6 +46,9 @@ pub struct ClientConfig {
     pub ciphers: Vec<Cipher>,
     /// `data-ciphers-fallback`.
     pub fallback_cipher: Option<Cipher>,
+    /// Advice for a profile whose `cipher` ferrovpn cannot run, shown when the server does not
+    /// negotiate.
+    pub unusable_cipher: Option<String>,
     /// Profile compression framing (a push overrides it).
     pub compression: Compression,
     /// `pull-filter`, `route-nopull`, `allow-compression`.
@@ -115,6 +118,7 @@ impl ClientConfig {
             extra: profile.peer_info_extra.clone(),
             platform: std::env::consts::OS,
             offer_ekm: !tls_opts.legacy_key_derivation,
+            compat: profile.compat_mode,
         }
         .render();
         Ok(Self {
@@ -123,6 +127,7 @@ impl ClientConfig {
             auth: profile.auth,
             ciphers: profile.data_ciphers.clone(),
             fallback_cipher: profile.data_ciphers_fallback,
+            unusable_cipher: profile.unusable_cipher.clone(),
             compression: profile.compression,
             pull: PullPolicy {
                 filters: profile.pull_filters.clone(),

@@ -259,6 +259,7 @@ fn legacy_prf_key_derivation_when_ekm_is_not_offered() {
         extra: vec![],
         platform: "linux",
         offer_ekm: false,
+        compat: None,
     }
     .render();
     let mut pair = Pair::new(c, s, Impair::default(), 9);
