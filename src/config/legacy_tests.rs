@@ -66,7 +66,7 @@ fn auth_none_only_with_aead() {
     let p = parse("data-ciphers AES-256-GCM:CHACHA20-POLY1305\nauth none\n");
     assert_eq!(p.auth, Digest::None);
     let e = parse_err("data-ciphers AES-256-GCM\ndata-ciphers-fallback AES-256-CBC\nauth none\n");
-    assert!(e.contains("line 9") && e.contains("'auth none'"), "{e}");
+    assert!(e.contains(":9:") && e.contains("'auth none'"), "{e}");
     assert!(
         e.contains("AES-256-CBC") && e.contains("auth SHA256"),
         "{e}"
@@ -78,7 +78,7 @@ fn auth_none_only_with_aead() {
 #[test]
 fn unusable_ciphers_name_the_line_and_the_server_fix() {
     let e = parse_err("data-ciphers AES-256-GCM:BF-CBC\n");
-    assert!(e.contains("line 7") && e.contains("Blowfish"), "{e}");
+    assert!(e.contains(":7:") && e.contains("Blowfish"), "{e}");
     assert!(e.contains("data-ciphers-fallback AES-256-CBC"), "{e}");
     let e = parse_err("data-ciphers-fallback DES-EDE3-CBC\n");
     assert!(
@@ -97,7 +97,7 @@ fn unusable_ciphers_name_the_line_and_the_server_fix() {
     );
     // With compat-mode 2.3.x the server cannot negotiate: refused at once.
     let e = parse_err("compat-mode 2.3.0\ncipher BF-CBC\n");
-    assert!(e.contains("line 8") && e.contains("Blowfish"), "{e}");
+    assert!(e.contains(":8:") && e.contains("Blowfish"), "{e}");
     // A fallback of its own makes the old cipher irrelevant.
     let p = parse("cipher BF-CBC\ndata-ciphers-fallback AES-256-CBC\n");
     assert!(p.unusable_cipher.is_none());
@@ -117,7 +117,7 @@ fn compat_mode_changes_defaults_like_2_6() {
     let p = parse("compat-mode 2.6.0\ndata-ciphers AES-256-GCM\ncipher AES-128-CBC\n");
     assert_eq!(p.data_ciphers, [Cipher::Aes256Gcm]);
     let e = parse_err("compat-mode two\n");
-    assert!(e.contains("line 7") && e.contains("2.3.0"), "{e}");
+    assert!(e.contains(":7:") && e.contains("2.3.0"), "{e}");
 }
 
 #[test]
@@ -150,9 +150,9 @@ fn tls_suites_groups_and_versions() {
     assert_eq!(p.tls.tls12_suites, None);
     // Nothing usable: an error naming the line.
     let e = parse_err("tls-cipher DHE-RSA-AES256-GCM-SHA384:EDH-RSA-DES-CBC3-SHA\n");
-    assert!(e.contains("line 7") && e.contains("ECDHE"), "{e}");
+    assert!(e.contains(":7:") && e.contains("ECDHE"), "{e}");
     let e = parse_err("tls-groups ffdhe2048\n");
-    assert!(e.contains("line 7") && e.contains("X25519"), "{e}");
+    assert!(e.contains(":7:") && e.contains("X25519"), "{e}");
     let e = parse_err("tls-version-max 1.1\n");
     assert!(e.contains("tls-version-min 1.2"), "{e}");
     let p = parse("tls-version-min 1.3 or-highest\n");
