@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::directive::{Ctx, Dir, FileArg, Res};
 use super::profile::{AllowCompression, CertRole, Profile, TlsSettings, Warning};
 use super::server_profile::ServerProfile;
+use super::tls_options::{self, CompatVersion};
 use crate::proto::keys::{Cipher, Digest, KeyDirection};
 
 /// Which parser is asking.
@@ -110,6 +111,12 @@ pub(super) struct Common {
     pub(super) data_ciphers_set: bool,
     pub(super) fallback_set: bool,
     pub(super) allow_compression_set: bool,
+    /// `compat-mode`.
+    pub(super) compat: Option<CompatVersion>,
+    /// Line of the last `auth` (0: none).
+    pub(super) auth_line: usize,
+    /// A `cipher` ferrovpn cannot run: (line, advice).
+    pub(super) unusable_cipher: Option<(usize, String)>,
     /// `keepalive A B`: (line, A, B).
     pub(super) keepalive: Option<(usize, Duration, Duration)>,
     /// The last `ping`, `ping-restart` or `ping-exit`: (line, directive).
@@ -215,14 +222,15 @@ impl Common {
             "tls-version-max" => {
                 f.tls.tls_version_max = Some(cx.tls_version_max(d)?);
             }
-            "tls-cipher" | "tls-ciphersuites" | "tls-groups" | "ecdh-curve"
-            | "tls-cert-profile" => {
-                cx.nargs(d, 1, 1)?;
-                f.warnings.push(cx.warning(
-                    d,
-                    "ignored: the TLS library picks its own secure suites and groups",
-                ));
+            "tls-cipher" => f.tls.tls12_suites = tls_options::tls_cipher(cx, d, f.warnings)?,
+            "tls-ciphersuites" => {
+                f.tls.tls13_suites = Some(tls_options::tls_ciphersuites(cx, d, f.warnings)?);
             }
+            "tls-groups" | "ecdh-curve" => {
+                f.tls.groups = Some(tls_options::tls_groups(cx, d, f.warnings)?);
+            }
+            "tls-cert-profile" => f.tls.cert_profile = tls_options::cert_profile(cx, d)?,
+            "compat-mode" => self.compat = Some(tls_options::compat_mode(cx, d)?),
             "key-method" => {
                 cx.nargs(d, 1, 1)?;
                 if a[0] != "2" {
@@ -251,7 +259,10 @@ impl Common {
             }
 
             // --- data channel -----------------------------------------------------------------
-            "auth" => *f.auth = cx.auth_digest(d)?,
+            "auth" => {
+                *f.auth = cx.auth_digest(d)?;
+                self.auth_line = d.line;
+            }
             "cipher" => {
                 cx.nargs(d, 1, 1)?;
                 if a[0].eq_ignore_ascii_case("none") {
@@ -261,6 +272,9 @@ impl Common {
                     Ok(c) => self.cipher = Some((d.line, c)),
                     Err(_) => {
                         self.cipher = None;
+                        if let Some(advice) = tls_options::legacy_cipher_advice(&a[0]) {
+                            self.unusable_cipher = Some((d.line, advice));
+                        }
                         let how = match side {
                             Side::Client => "the cipher is negotiated from data-ciphers",
                             Side::Server => "clients negotiate one from data-ciphers",
@@ -389,26 +403,73 @@ impl Common {
 
     /// Applies `cipher` after all directives: it joins `data-ciphers` unless that was given
     /// (then it only warns), and it is the fallback unless `data-ciphers-fallback` was given.
-    pub(super) fn finish_ciphers(&self, cx: &Ctx<'_>, side: Side, f: Fields<'_>) {
+    ///
+    /// `compat-mode` below 2.5.0 appends `cipher` to `data-ciphers` even when that was given
+    /// (2.6's rule). `auth none` is refused when a CBC cipher may be used (it would leave the
+    /// packets unauthenticated); with AEAD ciphers only it is what 2.6 allows.
+    pub(super) fn finish_ciphers(&self, cx: &Ctx<'_>, side: Side, f: Fields<'_>) -> Res<()> {
+        self.apply_cipher(
+            cx,
+            side,
+            &mut *f.data_ciphers,
+            &mut *f.data_ciphers_fallback,
+            f.warnings,
+        );
+        if *f.auth == Digest::None {
+            let cbc = f
+                .data_ciphers
+                .iter()
+                .chain(f.data_ciphers_fallback.iter())
+                .find(|c| !c.is_aead());
+            if let Some(c) = cbc {
+                return Err(cx.err(
+                    Dir::at(self.auth_line, "auth"),
+                    format!(
+                        "'auth none' would leave the {c} data channel unauthenticated and is \
+                         refused; use 'auth SHA256' (the same on the server), or list only AEAD \
+                         ciphers (AES-GCM, CHACHA20-POLY1305) in data-ciphers"
+                    ),
+                ));
+            }
+            if self.wraps.iter().any(|(w, _)| *w == Wrap::Auth) {
+                return Err(cx.err(
+                    Dir::at(self.auth_line, "auth"),
+                    "'tls-auth' needs an HMAC digest: 'auth none' is refused with it (use \
+                     'auth SHA256', the same as the server)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_cipher(
+        &self,
+        cx: &Ctx<'_>,
+        side: Side,
+        data_ciphers: &mut Vec<Cipher>,
+        fallback: &mut Option<Cipher>,
+        warnings: &mut Vec<Warning>,
+    ) {
         let Some((line, c)) = self.cipher else {
             return;
         };
-        if !f.data_ciphers.contains(&c) {
-            if self.data_ciphers_set {
+        let old_peer = self.compat.is_some_and(|v| v.below(2, 5));
+        if !data_ciphers.contains(&c) {
+            if self.data_ciphers_set && !old_peer {
                 let peers = match side {
                     Side::Client => "servers that do not negotiate ciphers",
                     Side::Server => "clients that cannot negotiate",
                 };
-                f.warnings.push(cx.warning(
+                warnings.push(cx.warning(
                     Dir::at(line, "cipher"),
                     format!("'{c}' is not in 'data-ciphers', so it is only used with {peers}"),
                 ));
             } else {
-                f.data_ciphers.push(c);
+                data_ciphers.push(c);
             }
         }
         if !self.fallback_set {
-            *f.data_ciphers_fallback = Some(c);
+            *fallback = Some(c);
         }
     }
 

@@ -256,17 +256,15 @@ impl<'a> Ctx<'a> {
         Ok(n)
     }
 
-    /// `auth DIGEST` (`none` refused).
+    /// `auth DIGEST` (`none` is checked against the ciphers once all directives are read).
     pub(super) fn auth_digest(&self, d: Dir<'_>) -> Res<Digest> {
         self.nargs(d, 1, 1)?;
-        let dig: Digest = d.args[0].parse().map_err(|e| self.err(d, format!("{e}")))?;
-        if dig == Digest::None {
-            return Err(self.err(
+        d.args[0].parse().map_err(|e| {
+            self.err(
                 d,
-                "'auth none' disables packet authentication and is refused",
-            ));
-        }
-        Ok(dig)
+                format!("{e}: use SHA1, SHA256, SHA512 (the same digest as the server)"),
+            )
+        })
     }
 
     /// `data-ciphers` / `ncp-ciphers`: the supported ciphers of the list, in order; `?name`
@@ -294,7 +292,12 @@ impl<'a> Ctx<'a> {
                 Err(_) => {
                     return Err(self.err(
                         d,
-                        format!("cipher '{name}' is not supported (prefix it with '?' to skip it)"),
+                        match super::tls_options::legacy_cipher_advice(name) {
+                            Some(advice) => format!("{advice} (or prefix it with '?' to skip it)"),
+                            None => format!(
+                                "cipher '{name}' is not supported (prefix it with '?' to skip it)"
+                            ),
+                        },
                     ));
                 }
             }
@@ -315,8 +318,13 @@ impl<'a> Ctx<'a> {
         if a.eq_ignore_ascii_case("none") {
             return Err(self.err(d, "cipher 'none' disables encryption and is refused"));
         }
-        a.parse()
-            .map_err(|_| self.err(d, format!("cipher '{a}' is not supported")))
+        a.parse().map_err(|_| {
+            self.err(
+                d,
+                super::tls_options::legacy_cipher_advice(a)
+                    .unwrap_or_else(|| format!("cipher '{a}' is not supported")),
+            )
+        })
     }
 
     /// `tls-version-min V ['or-highest']`: "1.2" or "1.3" (1.0 and 1.1 are raised to 1.2).
@@ -359,7 +367,12 @@ impl<'a> Ctx<'a> {
             "1.2" | "1.3" => Ok(a[0].clone()),
             "1.0" | "1.1" => Err(self.err(
                 d,
-                format!("TLS {} is not supported (only TLS 1.2 and 1.3)", a[0]),
+                format!(
+                    "TLS {} is not supported (rustls speaks only TLS 1.2 and 1.3): remove this \
+                     line, and if the server is limited to TLS {} too, allow TLS 1.2 there \
+                     ('tls-version-min 1.2', no 'tls-version-max' below 1.2)",
+                    a[0], a[0]
+                ),
             )),
             v => Err(self.err(
                 d,

@@ -14,12 +14,14 @@ mod compression;
 mod directive;
 mod inline;
 mod keyfile;
+mod legacy_client;
 mod lexer;
 mod material;
 mod parser;
 mod profile;
 mod server_parser;
 mod server_profile;
+mod tls_options;
 
 pub use client_management::ClientManagement;
 pub use inline::inline_profile;
@@ -30,6 +32,8 @@ pub use profile::*;
 pub use server_parser::{load_server_profile, parse_ccd, parse_server_profile};
 pub use server_profile::*;
 
+#[cfg(test)]
+mod legacy_tests;
 #[cfg(test)]
 mod mem_loader;
 #[cfg(test)]

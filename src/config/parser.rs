@@ -13,6 +13,7 @@ use super::directive::{Ctx, Dir, FileArg, Handled, Res};
 use super::lexer::{RawDirective, split_directives};
 use super::material;
 use super::profile::*;
+use super::tls_options;
 use crate::proto::keys::{Cipher, Digest, KeyDirection};
 
 mod p2p;
@@ -206,6 +207,7 @@ const INLINE_OK: &[&str] = &[
     "dh",
     "http-proxy-user-pass",
     "tls-crypt-v2-verify",
+    "verify-hash",
 ];
 
 /// Default `remote` port.
@@ -567,45 +569,17 @@ impl<'a> Parser<'a> {
                 self.warn(
                     d,
                     format!(
-                        "deprecated (removed in OpenVPN 2.5); treated as 'remote-cert-tls {}'",
+                        "removed in OpenVPN 2.5; checked as 'remote-cert-tls {}' (extended \
+                         and plain key usage): replace the line with that",
                         a[0]
                     ),
                 );
             }
             "remote-cert-eku" => {
-                self.nargs(d, 1, 1)?;
-                let role = match a[0].as_str() {
-                    "TLS Web Server Authentication" | "serverAuth" | "1.3.6.1.5.5.7.3.1" => {
-                        CertRole::Server
-                    }
-                    "TLS Web Client Authentication" | "clientAuth" | "1.3.6.1.5.5.7.3.2" => {
-                        CertRole::Client
-                    }
-                    other => {
-                        return Err(self.err(
-                            d,
-                            format!(
-                                "extended key usage '{other}' cannot be checked; only server \
-                                 and client authentication are supported (remote-cert-tls)"
-                            ),
-                        ));
-                    }
-                };
-                if self.profile.tls.remote_cert_tls.is_none() {
-                    self.profile.tls.remote_cert_tls = Some(role);
-                }
-                self.warn(
-                    d,
-                    "checked as 'remote-cert-tls' does (extended and plain key usage)",
-                );
+                self.profile.tls.remote_cert_eku = Some(tls_options::remote_cert_eku(&self.cx, d)?);
             }
             "remote-cert-ku" => {
-                self.nargs(d, 0, 8)?;
-                self.warn(
-                    d,
-                    "key usage values are not checked individually; 'remote-cert-tls server' \
-                     checks the usual server key usages",
-                );
+                self.profile.tls.remote_cert_ku = Some(tls_options::remote_cert_ku(&self.cx, d)?);
             }
             "tls-remote" => {
                 return Err(self.err(
@@ -630,7 +604,7 @@ impl<'a> Parser<'a> {
                 self.profile.tls.peer_fingerprints.extend(fps);
             }
             "verify-hash" => {
-                return Err(self.err(d, "not supported; use 'peer-fingerprint' (SHA-256)"));
+                self.profile.tls.verify_hash = Some(tls_options::verify_hash(&self.cx, d)?);
             }
 
             // --- control-channel wrapping -----------------------------------------------------
@@ -1042,7 +1016,7 @@ impl<'a> Parser<'a> {
         }
         self.finish_dev()?;
         self.finish_remotes()?;
-        self.finish_ciphers();
+        self.finish_ciphers()?;
         self.finish_tls()?;
         self.finish_wrap()?;
         self.finish_auth()?;
@@ -1135,9 +1109,15 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn finish_ciphers(&mut self) {
+    fn finish_ciphers(&mut self) -> Res<()> {
         self.common
-            .finish_ciphers(&self.cx, Side::Client, self.profile.fields());
+            .finish_ciphers(&self.cx, Side::Client, self.profile.fields())?;
+        self.finish_compat()
+    }
+
+    /// `compat-mode` and an unusable `cipher` (see `legacy_client.rs`).
+    fn finish_compat(&mut self) -> Res<()> {
+        super::legacy_client::finish(&self.cx, &self.common, &mut self.profile)
     }
 
     fn finish_tls(&mut self) -> Res<()> {
@@ -1292,5 +1272,7 @@ fn default_profile(source: &Path) -> Profile {
         pull: false,
         management: super::ClientManagement::default(),
         warnings: Vec::new(),
+        compat_mode: None,
+        unusable_cipher: None,
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::proto::keys::{Cipher, Digest, Key2, KeyDirection};
 
+pub use super::tls_options::{CertProfile, CompatVersion, HashAlg, TlsGroup, TlsSuite};
+
 /// A parsed client profile.
 #[derive(Clone, Debug)]
 pub struct Profile {
@@ -101,6 +103,11 @@ pub struct Profile {
     pub management: crate::config::ClientManagement,
     /// Warnings for ignored or unsupported directives.
     pub warnings: Vec<Warning>,
+    /// `compat-mode`: the OpenVPN version whose defaults and peer-info to mimic.
+    pub compat_mode: Option<CompatVersion>,
+    /// A `cipher` line naming a cipher ferrovpn cannot run: what to tell the user when the
+    /// server does not negotiate (`file:line: advice`).
+    pub unusable_cipher: Option<String>,
 }
 
 /// Static-key point-to-point mode: `secret KEY [DIRECTION]`, `ifconfig LOCAL REMOTE`.
@@ -179,6 +186,20 @@ pub struct TlsSettings {
     pub tls_version_min: Option<String>,
     /// `tls-version-max`.
     pub tls_version_max: Option<String>,
+    /// `tls-cipher`: TLS 1.2 suites in order (None: the defaults).
+    pub tls12_suites: Option<Vec<TlsSuite>>,
+    /// `tls-ciphersuites`: TLS 1.3 suites in order (None: the defaults).
+    pub tls13_suites: Option<Vec<TlsSuite>>,
+    /// `tls-groups` / `ecdh-curve` (None: the defaults).
+    pub groups: Option<Vec<TlsGroup>>,
+    /// `tls-cert-profile` (default `legacy`).
+    pub cert_profile: CertProfile,
+    /// `remote-cert-eku`: the DER content bytes of the required extended key usage OID.
+    pub remote_cert_eku: Option<Vec<u8>>,
+    /// `remote-cert-ku`: accepted key-usage bit sets (OpenSSL order); empty list = present.
+    pub remote_cert_ku: Option<Vec<u16>>,
+    /// `verify-hash`: fingerprints, one of which the leaf's issuer must have.
+    pub verify_hash: Option<(HashAlg, Vec<Vec<u8>>)>,
 }
 
 /// `remote-cert-tls` role.

@@ -1157,7 +1157,7 @@ impl<'a> ServerParser<'a> {
         self.finish_listeners()?;
         self.finish_tunnel()?;
         self.finish_keepalive();
-        self.finish_ciphers();
+        self.finish_ciphers()?;
         self.finish_compression()?;
         self.finish_tls()?;
         self.finish_wrap()?;
@@ -1445,9 +1445,9 @@ impl<'a> ServerParser<'a> {
         }
     }
 
-    fn finish_ciphers(&mut self) {
+    fn finish_ciphers(&mut self) -> Res<()> {
         self.common
-            .finish_ciphers(&self.cx, Side::Server, self.p.fields());
+            .finish_ciphers(&self.cx, Side::Server, self.p.fields())
     }
 
     fn finish_compression(&mut self) -> Res<()> {

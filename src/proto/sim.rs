@@ -123,6 +123,7 @@ pub(crate) fn configs(
         auth: Digest::Sha256,
         ciphers: vec![cipher],
         fallback_cipher: None,
+        unusable_cipher: None,
         compression: Compression::None,
         compress_outgoing: false,
         pull: PullPolicy::default(),
@@ -134,6 +135,7 @@ pub(crate) fn configs(
             platform: "linux",
             offer_ekm: true,
             decompress: false,
+            compat: None,
         }
         .render(),
         occ_options: "V4,dev-type tun".into(),

@@ -18,7 +18,10 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::config::{CertRole, TlsSettings, VerifyX509Name, X509NameKind};
+use crate::config::{CertProfile, CertRole, HashAlg, TlsSettings, VerifyX509Name, X509NameKind};
+
+mod cert_profile;
+mod legacy_checks;
 
 const EKU_SERVER_AUTH: &[u8] = &oid_bytes::SERVER_AUTH;
 const EKU_CLIENT_AUTH: &[u8] = &oid_bytes::CLIENT_AUTH;
@@ -103,6 +106,18 @@ pub enum PeerCertError {
     /// Undecodable certificate.
     #[error("the peer certificate cannot be parsed: {0}")]
     Malformed(String),
+    /// `remote-cert-ku` failed.
+    #[error("the peer certificate fails 'remote-cert-ku': {0}")]
+    KeyUsage(String),
+    /// `remote-cert-eku` failed.
+    #[error("the peer certificate lacks the extended key usage {0} required by 'remote-cert-eku'")]
+    RemoteCertEku(String),
+    /// `verify-hash` failed.
+    #[error("the peer certificate fails 'verify-hash': {0}")]
+    VerifyHash(String),
+    /// A signature or key `tls-cert-profile` refuses.
+    #[error("{0}")]
+    Weak(String),
 }
 
 impl From<PeerCertError> for rustls::Error {
@@ -155,25 +170,40 @@ impl From<rustls::Error> for TlsError {
                     | A::CertificateRequired => {
                         ": the server refused this client's certificate; check that 'cert' is signed by the CA the server trusts, not expired or revoked"
                     }
-                    A::HandshakeFailure | A::ProtocolVersion | A::InsufficientSecurity => {
-                        ": no common TLS version, cipher suite or signature algorithm (see 'tls-version-min' and the server's tls-cipher settings)"
-                    }
+                    A::HandshakeFailure | A::InsufficientSecurity => NO_COMMON_SUITE,
+                    A::ProtocolVersion => TLS_TOO_OLD,
                     _ => "",
                 };
                 Self::Alert(format!("{a:?}{hint}"))
             }
+            rustls::Error::PeerIncompatible(
+                p @ (rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13
+                | rustls::PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig),
+            ) => Self::Incompatible(format!("{p:?}{TLS_TOO_OLD}")),
             rustls::Error::PeerIncompatible(p) => Self::Incompatible(format!("{p:?}")),
             rustls::Error::InvalidMessage(rustls::InvalidMessage::HandshakePayloadTooLarge) => {
                 Self::TooLarge
+            }
+            rustls::Error::InvalidMessage(m) if format!("{m:?}").contains("Version") => {
+                Self::Incompatible(format!("{m:?}{TLS_TOO_OLD}"))
             }
             other => Self::Other(other.to_string()),
         }
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
+/// What a `handshake_failure` from the server most often means with an old server.
+const NO_COMMON_SUITE: &str = ": the server offers no TLS cipher suite this client can use. \
+    rustls speaks TLS 1.2 and 1.3 with ECDHE key exchange only (no DHE, no RSA key exchange), so \
+    a server limited to DHE suites (DHE-RSA-* in its 'tls-cipher') cannot be reached: on the \
+    server use an ECDHE 'tls-cipher' (e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384) \
+    or remove the line, and 'dh none'; also check this profile's tls-cipher, tls-groups and \
+    tls-version-min";
+
+/// What a version refusal means.
+const TLS_TOO_OLD: &str = ": the server offers only TLS below 1.2 (TLS 1.0/1.1), which rustls \
+    does not speak: on the server set 'tls-version-min 1.2' and remove 'tls-version-max 1.0/1.1' \
+    (OpenSSL 3 servers also need a 'tls-cipher' without '@SECLEVEL=0' limits on old versions)";
 
 fn read_certs(
     what: &'static str,
@@ -238,21 +268,38 @@ struct PeerPolicy {
     verify_name: Option<VerifyX509Name>,
     /// EKU that must be present on the end-entity certificate (None: no EKU requirement).
     required_eku: Option<&'static [u8]>,
+    /// `remote-cert-eku`.
+    remote_cert_eku: Option<Vec<u8>>,
+    /// `remote-cert-ku`.
+    remote_cert_ku: Option<Vec<u16>>,
+    /// `verify-hash`.
+    verify_hash: Option<(HashAlg, Vec<Vec<u8>>)>,
+    /// The `ca` certificates (DER), for `verify-hash`.
+    ca_ders: Vec<CertificateDer<'static>>,
+    cert_profile: CertProfile,
     provider: Arc<CryptoProvider>,
 }
 
-struct RequireEku(&'static [u8]);
+/// All of these EKUs must be present.
+struct RequireEku<'a>(Vec<&'a [u8]>);
 
 #[allow(deprecated)]
-impl webpki::ExtendedKeyUsageValidator for RequireEku {
+impl webpki::ExtendedKeyUsageValidator for RequireEku<'_> {
     fn validate(&self, iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
-        let wanted = webpki::KeyPurposeId::new(self.0);
+        let mut found = vec![false; self.0.len()];
         for id in iter {
-            if id? == wanted {
-                return Ok(());
+            let id = id?;
+            for (f, w) in found.iter_mut().zip(&self.0) {
+                if id == webpki::KeyPurposeId::new(w) {
+                    *f = true;
+                }
             }
         }
-        Err(webpki::Error::RequiredEkuNotFound)
+        if found.iter().all(|f| *f) {
+            Ok(())
+        } else {
+            Err(webpki::Error::RequiredEkuNotFound)
+        }
     }
 }
 
@@ -300,11 +347,13 @@ impl PeerPolicy {
         provider: Arc<CryptoProvider>,
     ) -> Result<Self, TlsConfigError> {
         let mut anchors = Vec::new();
+        let mut ca_ders = Vec::new();
         if let Some(ca) = &tls.ca {
             for cert in read_certs("ca", ca)? {
                 let anchor = webpki::anchor_from_trusted_cert(&cert)
                     .map_err(|e| TlsConfigError::BadTrustAnchor(e.to_string()))?;
                 anchors.push(anchor.to_owned());
+                ca_ders.push(cert);
             }
         }
         if anchors.is_empty() && tls.peer_fingerprints.is_empty() {
@@ -346,6 +395,11 @@ impl PeerPolicy {
             remote_cert_tls,
             verify_name: tls.verify_x509_name.clone(),
             required_eku,
+            remote_cert_eku: tls.remote_cert_eku.clone(),
+            remote_cert_ku: tls.remote_cert_ku.clone(),
+            verify_hash: tls.verify_hash.clone(),
+            ca_ders,
+            cert_profile: tls.cert_profile,
             provider,
         })
     }
@@ -366,9 +420,32 @@ impl PeerPolicy {
         }
         if !fp_ok {
             self.verify_chain(end_entity, intermediates, now)?;
+            let chain: Vec<&[u8]> = std::iter::once(end_entity.as_ref())
+                .chain(intermediates.iter().map(|c| c.as_ref()))
+                .collect();
+            let sha1 = legacy_checks::sha1_signed(&chain);
+            if !sha1.is_empty() {
+                tracing::warn!(
+                    "the certificate '{}' is signed with SHA1 (accepted by 'tls-cert-profile {}'); \
+                     reissue it with SHA-256",
+                    sha1.join("', '"),
+                    self.cert_profile.name()
+                );
+            }
         }
         let (_, cert) = X509Certificate::from_der(end_entity)
             .map_err(|e| PeerCertError::Malformed(e.to_string()))?;
+        if let Some(ku) = &self.remote_cert_ku {
+            legacy_checks::check_ku(&cert, ku)?;
+        }
+        if let Some((alg, hashes)) = &self.verify_hash {
+            let candidates: Vec<&[u8]> = intermediates
+                .iter()
+                .chain(self.ca_ders.iter())
+                .map(|c| c.as_ref())
+                .collect();
+            legacy_checks::check_verify_hash(&cert, &candidates, *alg, hashes)?;
+        }
         if let Some(role) = self.remote_cert_tls {
             check_key_usage(&cert, role)?;
         }
@@ -400,17 +477,22 @@ impl PeerPolicy {
                 })
         };
         let algs = self.provider.signature_verification_algorithms.all;
-        let result = match self.required_eku {
-            Some(eku) => ee.verify_for_usage(
+        let wanted: Vec<&[u8]> = self
+            .required_eku
+            .into_iter()
+            .chain(self.remote_cert_eku.as_deref())
+            .collect();
+        let result = match wanted.is_empty() {
+            false => ee.verify_for_usage(
                 algs,
                 &self.anchors,
                 intermediates,
                 now,
-                RequireEku(eku),
+                RequireEku(wanted),
                 revocation,
                 None,
             ),
-            None => ee.verify_for_usage(
+            true => ee.verify_for_usage(
                 algs,
                 &self.anchors,
                 intermediates,
@@ -424,6 +506,14 @@ impl PeerPolicy {
             Ok(_) => Ok(()),
             Err(webpki::Error::RequiredEkuNotFound)
             | Err(webpki::Error::RequiredEkuNotFoundContext(_)) => {
+                if let Some(oid) = &self.remote_cert_eku
+                    && !has_eku(end_entity, oid)
+                {
+                    return Err(PeerCertError::RemoteCertEku(
+                        x509_parser::oid_registry::Oid::new(std::borrow::Cow::Borrowed(oid))
+                            .to_id_string(),
+                    ));
+                }
                 if self.remote_cert_tls.is_some() {
                     let role = role_name(self.remote_cert_tls);
                     Err(PeerCertError::RemoteCertTls {
@@ -439,9 +529,38 @@ impl PeerPolicy {
             | Err(e @ webpki::Error::CertNotValidYet { .. }) => {
                 Err(PeerCertError::Validity(format!("{e:?}")))
             }
+            Err(
+                e @ (webpki::Error::UnsupportedSignatureAlgorithm
+                | webpki::Error::UnsupportedSignatureAlgorithmContext(_)
+                | webpki::Error::UnsupportedSignatureAlgorithmForPublicKey
+                | webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
+                | webpki::Error::InvalidSignatureForPublicKey),
+            ) => {
+                let chain: Vec<&[u8]> = std::iter::once(end_entity.as_ref())
+                    .chain(intermediates.iter().map(|c| c.as_ref()))
+                    .collect();
+                Err(legacy_checks::weak_chain_error(self.cert_profile, &chain)
+                    .unwrap_or_else(|| PeerCertError::UntrustedChain(format!("{e:?}"))))
+            }
             Err(e) => Err(PeerCertError::UntrustedChain(format!("{e:?}"))),
         }
     }
+}
+
+/// Whether the certificate lists the EKU `oid` (DER content bytes).
+fn has_eku(der: &[u8], oid: &[u8]) -> bool {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return false;
+    };
+    let Ok(Some(eku)) = cert.extended_key_usage() else {
+        return false;
+    };
+    let e = eku.value;
+    let known = [
+        (e.server_auth, oid_bytes::SERVER_AUTH.as_slice()),
+        (e.client_auth, oid_bytes::CLIENT_AUTH.as_slice()),
+    ];
+    known.iter().any(|(set, o)| *set && *o == oid) || e.other.iter().any(|o| o.as_bytes() == oid)
 }
 
 fn role_name(role: Option<CertRole>) -> &'static str {
@@ -651,8 +770,11 @@ pub fn client_config(
     tls: &TlsSettings,
     opts: ClientTlsOptions,
 ) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
-    let provider = provider();
-    let has_own_check = tls.remote_cert_tls.is_some() || tls.verify_x509_name.is_some();
+    let provider = cert_profile::provider_for(tls);
+    let has_own_check = tls.remote_cert_tls.is_some()
+        || tls.verify_x509_name.is_some()
+        || tls.remote_cert_eku.is_some()
+        || tls.verify_hash.is_some();
     let default_eku =
         if has_own_check || opts.no_server_eku_check || !tls.peer_fingerprints.is_empty() {
             None
@@ -690,7 +812,7 @@ pub struct ServerTlsSettings {
 
 /// Builds the rustls server configuration.
 pub fn server_config(s: &ServerTlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
-    let provider = provider();
+    let provider = cert_profile::provider_for(&s.tls);
     let policy = PeerPolicy::new(&s.tls, Some(EKU_CLIENT_AUTH), provider.clone())?;
     let verifier = OpenVpnClientVerifier {
         policy,

@@ -367,8 +367,13 @@ async fn session(
                         mev.state(State::AddRoutes, "");
                     }
                     info!(
-                        "data channel: cipher {}, peer-id {:?}",
+                        "data channel: cipher {}{}, keys from {}, peer-id {:?}",
                         client.cipher().map(|c| c.name()).unwrap_or("?"),
+                        client
+                            .data_auth()
+                            .map(|d| format!(", auth {}", d.name()))
+                            .unwrap_or_default(),
+                        client.key_derivation(),
                         push.peer_id
                     );
                     info!("Initialization Sequence Completed");

@@ -109,7 +109,7 @@ impl Parser<'_> {
         if !self.global_remotes.is_empty() || !self.connections.is_empty() {
             self.finish_remotes()?;
         }
-        self.finish_ciphers();
+        self.finish_ciphers()?;
         let Some(cipher) = self.profile.data_ciphers_fallback.filter(|c| !c.is_aead()) else {
             return Err(self.err(
                 d,

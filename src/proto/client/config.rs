@@ -46,6 +46,9 @@ pub struct ClientConfig {
     pub ciphers: Vec<Cipher>,
     /// `data-ciphers-fallback`.
     pub fallback_cipher: Option<Cipher>,
+    /// Advice for a profile whose `cipher` ferrovpn cannot run, shown when the server does not
+    /// negotiate.
+    pub unusable_cipher: Option<String>,
     /// Profile compression framing (a push overrides it).
     pub compression: Compression,
     /// `allow-compression yes`: compress outgoing packets as the framing says.
@@ -120,6 +123,7 @@ impl ClientConfig {
             platform: std::env::consts::OS,
             offer_ekm: !tls_opts.legacy_key_derivation,
             decompress: profile.allow_compression != crate::config::AllowCompression::No,
+            compat: profile.compat_mode,
         }
         .render();
         Ok(Self {
@@ -128,6 +132,7 @@ impl ClientConfig {
             auth: profile.auth,
             ciphers: profile.data_ciphers.clone(),
             fallback_cipher: profile.data_ciphers_fallback,
+            unusable_cipher: profile.unusable_cipher.clone(),
             compression: profile.compression,
             compress_outgoing: profile.allow_compression == crate::config::AllowCompression::Yes,
             pull: PullPolicy {

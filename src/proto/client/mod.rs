@@ -32,7 +32,7 @@ use crate::proto::data::{self, Codec, CompressionStats, DataKey, Framing, Inband
 use crate::proto::handshake::key_method2::{self, ClientKeyMessage};
 use crate::proto::handshake::prf::{PrfInputs, derive_key2};
 use crate::proto::handshake::push::PushedOptions;
-use crate::proto::keys::{Cipher, Key2};
+use crate::proto::keys::{Cipher, Digest, Key2};
 use crate::proto::reliable::ReliableSend;
 use crate::proto::tls::TlsSession;
 use crate::proto::wire::{self, Opcode, SessionId};
@@ -201,6 +201,21 @@ impl Client {
     /// The data cipher in use.
     pub fn cipher(&self) -> Option<Cipher> {
         self.cipher
+    }
+
+    /// The HMAC digest of a CBC data channel (`None` for AEAD ciphers and before the push).
+    pub fn data_auth(&self) -> Option<Digest> {
+        self.cipher.filter(|c| !c.is_aead()).map(|_| self.cfg.auth)
+    }
+
+    /// How the data-channel keys are derived: TLS-EKM when the server agreed to it, else the
+    /// TLS 1.0 PRF of OpenVPN's key method 2 (servers before 2.5, or a client not offering EKM).
+    pub fn key_derivation(&self) -> &'static str {
+        if self.ekm {
+            "TLS-EKM"
+        } else {
+            "the legacy TLS 1.0 PRF"
+        }
     }
 
     /// The largest IP packet that fits the negotiated tun MTU.
@@ -627,10 +642,10 @@ impl Client {
         let cipher = match self.push.cipher {
             Some(c) => c,
             None => self.cfg.fallback_cipher.ok_or_else(|| {
-                ClientError::NoCipher(
-                    "the server pushed no data cipher and the profile has no 'data-ciphers-fallback' (an old server? add 'data-ciphers-fallback AES-256-CBC' or whatever the server uses)"
-                        .into(),
-                )
+                ClientError::NoCipher(match &self.cfg.unusable_cipher {
+                    Some(advice) => format!("the server pushed no data cipher (it cannot negotiate); {advice}"),
+                    None => "the server pushed no data cipher and the profile has no 'data-ciphers-fallback' (an old server? add 'data-ciphers-fallback AES-256-CBC' or whatever the server uses)".into(),
+                })
             })?,
         };
         if !self.cfg.ciphers.contains(&cipher) && Some(cipher) != self.cfg.fallback_cipher {

@@ -260,6 +260,7 @@ fn legacy_prf_key_derivation_when_ekm_is_not_offered() {
         platform: "linux",
         offer_ekm: false,
         decompress: false,
+        compat: None,
     }
     .render();
     let mut pair = Pair::new(c, s, Impair::default(), 9);

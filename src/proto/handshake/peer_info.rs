@@ -1,6 +1,7 @@
 //! The client's peer-info (`IV_*` variables) and OCC options string: what the client tells the
 //! server it can do. Announce nothing that is not handled.
 
+use crate::config::CompatVersion;
 use crate::proto::keys::Cipher;
 
 /// `IV_PROTO` bits (PROTOCOL.md A.3.2).
@@ -35,21 +36,28 @@ pub struct PeerInfo {
     /// `allow-compression asym|yes`: we can decompress LZO and LZ4, so a server may compress
     /// what it sends (it looks at IV_LZO/IV_LZ4/IV_LZ4v2; with only the stubs it does not).
     pub decompress: bool,
+    /// `compat-mode`: announce only what that OpenVPN version announced.
+    pub compat: Option<CompatVersion>,
 }
 
 impl PeerInfo {
     /// The `IV_PROTO` value we announce.
+    ///
+    /// With `compat-mode` below 2.6.0 the 2.6 bits (`dns`, `cc-exit`) are left out; below 2.5.0
+    /// also TLS-EKM and request-push (the server then derives the keys with the TLS 1.0 PRF).
     pub fn iv_proto(&self) -> u32 {
-        let ekm = if self.offer_ekm {
-            iv_proto::TLS_KEY_EXPORT
-        } else {
-            0
-        };
-        iv_proto::DATA_V2
-            | iv_proto::REQUEST_PUSH
-            | ekm
-            | iv_proto::DNS_OPTION
-            | iv_proto::CC_EXIT_NOTIFY
+        let below = |major, minor| self.compat.is_some_and(|v| v.below(major, minor));
+        let mut bits = iv_proto::DATA_V2;
+        if !below(2, 5) {
+            bits |= iv_proto::REQUEST_PUSH;
+            if self.offer_ekm {
+                bits |= iv_proto::TLS_KEY_EXPORT;
+            }
+        }
+        if !below(2, 6) {
+            bits |= iv_proto::DNS_OPTION | iv_proto::CC_EXIT_NOTIFY;
+        }
+        bits
     }
 
     /// Renders the newline-separated block.
@@ -64,11 +72,19 @@ impl PeerInfo {
         var("IV_VER", "2.6.14");
         var("IV_PLAT", self.platform);
         var("IV_PROTO", &self.iv_proto().to_string());
-        if self.ciphers.contains(&Cipher::Aes128Gcm) && self.ciphers.contains(&Cipher::Aes256Gcm) {
+        // compat-mode: 2.3.x and older cannot negotiate (no IV_NCP: a 2.6 server falls back to
+        // its data-ciphers-fallback); 2.4.x only knew IV_NCP=2 (AES-GCM), not IV_CIPHERS.
+        let below = |major, minor| self.compat.is_some_and(|v| v.below(major, minor));
+        if !below(2, 4)
+            && self.ciphers.contains(&Cipher::Aes128Gcm)
+            && self.ciphers.contains(&Cipher::Aes256Gcm)
+        {
             var("IV_NCP", "2");
         }
-        let ciphers: Vec<&str> = self.ciphers.iter().map(|c| c.name()).collect();
-        var("IV_CIPHERS", &ciphers.join(":"));
+        if !below(2, 5) {
+            let ciphers: Vec<&str> = self.ciphers.iter().map(|c| c.name()).collect();
+            var("IV_CIPHERS", &ciphers.join(":"));
+        }
         var("IV_MTU", &self.mtu.to_string());
         var("IV_TCPNL", "1");
         if self.decompress {
@@ -122,6 +138,7 @@ mod tests {
             platform: "linux",
             offer_ekm: true,
             decompress: false,
+            compat: None,
         };
         let s = pi.render();
         assert!(s.contains("IV_PROTO=206\n"), "{s}");
@@ -134,9 +151,33 @@ mod tests {
             ..pi
         };
         assert!(legacy.render().contains("IV_PROTO=198\n"));
+        let v23 = PeerInfo {
+            compat: Some(CompatVersion(2, 3, 0)),
+            offer_ekm: true,
+            ..legacy.clone()
+        };
+        let s = v23.render();
+        assert!(s.contains("IV_PROTO=2\n"), "{s}");
+        assert!(!s.contains("IV_NCP") && !s.contains("IV_CIPHERS"), "{s}");
+        let v24 = PeerInfo {
+            compat: Some(CompatVersion(2, 4, 9)),
+            ..v23.clone()
+        };
+        let s = v24.render();
+        assert!(s.contains("IV_NCP=2\n") && !s.contains("IV_CIPHERS"), "{s}");
+        assert!(s.contains("IV_PROTO=2\n"), "{s}");
+        let v25 = PeerInfo {
+            compat: Some(CompatVersion(2, 5, 0)),
+            ..v23
+        };
+        let s = v25.render();
+        assert!(
+            s.contains("IV_CIPHERS=") && s.contains("IV_PROTO=14\n"),
+            "{s}"
+        );
         let lz = PeerInfo {
             decompress: true,
-            ..legacy
+            ..legacy.clone()
         }
         .render();
         assert!(
