@@ -189,7 +189,8 @@ def aggregate(samples):
             rss = [s["rss_hwm_kib"] for s in tput_ok if s.get("rss_hwm_kib")]
             r["rss_hwm_mib_median"] = med([x / 1024 for x in rss])
             r["rss_hwm_mib_max"] = max(rss) / 1024 if rss else None
-            for key, name in (("rss_idle_kib", "rss_idle"), ("rss_load_kib", "rss_load")):
+            for key, name in (("rss_idle_kib", "rss_idle"), ("rss_load_kib", "rss_load"),
+                              ("server_hwm_kib", "server_hwm")):
                 v = [s[key] / 1024 for s in tput_ok if s.get(key)]
                 r[f"{name}_mib_median"] = med(v)
             rtt = [
@@ -261,6 +262,7 @@ def aggregate(samples):
             ),
             "rss_idle": ratio(f["rss_idle_mib_median"], o["rss_idle_mib_median"]),
             "rss_load": ratio(f["rss_load_mib_median"], o["rss_load_mib_median"]),
+            "server_hwm": ratio(f["server_hwm_mib_median"], o["server_hwm_mib_median"]),
             "rtt_added": ratio(f["rtt_added_ms_median"], o["rtt_added_ms_median"]),
         }
         out[proto] = res
@@ -338,6 +340,8 @@ def print_table(agg, meta):
         row("RSS under load MiB (max)", fmt(f["rss_load_mib_median"], 1), fmt(o["rss_load_mib_median"], 1),
             q["rss_load"])
         row("peak RSS (VmHWM) MiB", fmt(f["rss_hwm_mib_median"], 1), fmt(o["rss_hwm_mib_median"], 1), q["rss_peak"])
+        row("server peak RSS MiB", fmt(f["server_hwm_mib_median"], 1), fmt(o["server_hwm_mib_median"], 1),
+            q["server_hwm"])
         row("client CPU s per GB", fmt(f["cpu_s_per_gb_median"], 2), fmt(o["cpu_s_per_gb_median"], 2), q["cpu_per_gb"])
         prow("  same-rep ratio (median)", "cpu_per_gb")
         row("client CPU s per GB, UDP", fmt(f["cpu_s_per_gb_udp_median"], 2), fmt(o["cpu_s_per_gb_udp_median"], 2),

@@ -628,7 +628,7 @@ secs() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
 
 measure_throughput() {
     local proto=$1 r impl order out ns sip spid simpl s0 s2 hwm rss how d ok fields idle load
-    local rtt_tun rtt_under dirs=(up down) json
+    local rtt_tun rtt_under dirs=(up down) json shwm
     [[ $UDP_RATE != 0 ]] && dirs+=(udp-up udp-down)
     local -A res cpu scpu offered
     local start
@@ -676,6 +676,7 @@ measure_throughput() {
             PERF_NOW=0
             s2=$(cpu_ticks "$spid")
             hwm=$(rss_kib "$CLIENT_PID" VmHWM)
+            shwm=$(rss_kib "$spid" VmHWM)
             rss=$(rss_kib "$CLIENT_PID")
             stop "$SAMPLER_PID" 2
             load=$(<"$WORK/rss-max")
@@ -708,7 +709,7 @@ measure_throughput() {
                     sed 's/^/   | /' "$out.iperf-errors" >&2
                 fi
             fi
-            record "{\"proto\":\"$proto\",\"impl\":\"$impl\",\"server\":\"$simpl\",\"kind\":\"throughput\",\"rep\":$r,\"ok\":$ok,\"connect_ms\":$CONNECT_MS$js,\"rss_idle_kib\":${idle:-0},\"rss_load_kib\":${load:-0},\"rss_hwm_kib\":${hwm:-0},\"rss_end_kib\":${rss:-0},\"rtt_tunnel_ms\":$rtt_tun,\"rtt_underlay_ms\":$rtt_under,\"server_cpu_s\":$srv_cpu,\"stop\":\"$how\",\"cipher\":\"$(cipher_of "$out")\"}"
+            record "{\"proto\":\"$proto\",\"impl\":\"$impl\",\"server\":\"$simpl\",\"kind\":\"throughput\",\"rep\":$r,\"ok\":$ok,\"connect_ms\":$CONNECT_MS$js,\"rss_idle_kib\":${idle:-0},\"rss_load_kib\":${load:-0},\"rss_hwm_kib\":${hwm:-0},\"rss_end_kib\":${rss:-0},\"rtt_tunnel_ms\":$rtt_tun,\"rtt_underlay_ms\":$rtt_under,\"server_cpu_s\":$srv_cpu,\"server_hwm_kib\":${shwm:-0},\"stop\":\"$how\",\"cipher\":\"$(cipher_of "$out")\"}"
             sleep 0.5
         done
     done

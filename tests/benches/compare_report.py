@@ -60,11 +60,13 @@ def vpn_rows(part, data, pair):
             return x if udp else None
 
         tput = (">=", 3.0) if pair else (">=", 1.0)
+        rate = data.get("meta", {}).get("udp_rate", "auto")
+        udp_what = " (<=1% loss)" if rate == "auto" else f" (at {rate})"
         for key, label in (
             ("up", "TCP up Mbit/s"),
             ("down", "TCP down Mbit/s"),
-            ("udp-up", "UDP up received Mbit/s"),
-            ("udp-down", "UDP down received Mbit/s"),
+            ("udp-up", "UDP up Mbit/s" + udp_what),
+            ("udp-down", "UDP down Mbit/s" + udp_what),
         ):
             fv, ov = f.get(f"{key}_mbps_median"), o.get(f"{key}_mbps_median")
             if fv is None and ov is None:
@@ -100,6 +102,9 @@ def vpn_rows(part, data, pair):
             if fv is None and ov is None:
                 continue
             add(part, proto, label, fv, ov, ratio(fv, ov), t(mem_t) if key != "rss_hwm" else None)
+        if pair:
+            fv, ov = f.get("server_hwm_mib_median"), o.get("server_hwm_mib_median")
+            add(part, proto, "server peak RSS MiB", fv, ov, ratio(fv, ov))
 
 
 def proxy_rows(data):
