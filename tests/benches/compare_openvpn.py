@@ -8,9 +8,9 @@ Subcommands:
       whose pid appears in PIDFILE has exited first. Started *before* the measured process so
       Python's start-up time is not part of the measurement.
   iperf JSONFILE
-      Prints "bits_per_second bytes retransmits" of the receiver side of an `iperf3 -J` run
-      (`end.sum_received`; with -R the receiver is the client). Exit 1 with the error on stderr
-      if iperf3 reported one.
+      Prints "bits_per_second bytes retransmits lost_percent" of the receiver side of an
+      `iperf3 -J` run (`end.sum_received`; with -R the receiver is the client; retransmits -1
+      for UDP, lost_percent -1 for TCP). Exit 1 with the error on stderr if iperf3 reported one.
   report SAMPLES.jsonl --out FILE [--meta META.json]
       Aggregates the samples, prints the comparison table and writes it as JSON to FILE.
 """
@@ -79,7 +79,9 @@ def cmd_waitlog(log, needle, timeout, ready, pidfile):
 def cmd_iperf(path):
     try:
         with open(path) as f:
-            j = json.load(f)
+            text = f.read()
+        # iperf3 may print a warning line before the JSON
+        j = json.loads(text[text.index("{") :] if "{" in text else text)
     except (OSError, ValueError) as e:
         print(f"cannot read iperf3 JSON {path}: {e}", file=sys.stderr)
         return 1
@@ -92,7 +94,8 @@ def cmd_iperf(path):
     if "bits_per_second" not in rcv:
         print(f"iperf3 JSON {path} has no end.sum_received", file=sys.stderr)
         return 1
-    print(f"{rcv['bits_per_second']:.0f} {rcv.get('bytes', 0)} {snd.get('retransmits', -1)}")
+    lost = rcv.get("lost_percent", -1)
+    print(f"{rcv['bits_per_second']:.0f} {rcv.get('bytes', 0)} {snd.get('retransmits', -1)} {lost:.2f}")
     return 0
 
 
@@ -100,6 +103,29 @@ def cmd_iperf(path):
 # report
 
 IMPLS = ("ferrovpn", "openvpn")
+DIRS = ("up", "down", "udp-up", "udp-down")
+
+
+def gb_of(s, dirs):
+    return sum(s[d]["bytes"] for d in dirs if s.get(d)) / 1e9
+
+
+def cpu_per_gb(s, dirs, key="cpu_s"):
+    """CPU seconds (client: cpu_s, server: server_cpu_s) per GB received over DIRS of sample S."""
+    ds = [d for d in dirs if s.get(d)]
+    if not ds:
+        return None
+    gb = gb_of(s, ds)
+    if gb <= 0:
+        return None
+    if key == "server_cpu_s" and not all("server_cpu_s" in s[d] for d in ds):
+        # older samples: one server figure for the whole run
+        return s.get("server_cpu_s", 0) / gb
+    return sum(s[d][key] for d in ds) / gb
+
+
+TCP_DIRS = ("up", "down")
+UDP_DIRS = ("udp-up", "udp-down")
 
 
 def med(xs):
@@ -146,7 +172,7 @@ def aggregate(samples):
                 "throughput_runs": len(tput),
                 "throughput_failures": len(tput) - len(tput_ok),
             }
-            for d in ("up", "down"):
+            for d in DIRS:
                 mb = [s[d]["mbps"] for s in tput_ok if s.get(d)]
                 r[f"{d}_mbps_median"] = med(mb)
                 r[f"{d}_mbps_min"] = min(mb) if mb else None
@@ -157,26 +183,42 @@ def aggregate(samples):
                 r[f"{d}_retransmits_median"] = med(
                     [s[d]["retransmits"] for s in tput_ok if s.get(d) and s[d]["retransmits"] >= 0]
                 )
+                r[f"{d}_lost_pct_median"] = med(
+                    [s[d]["lost_pct"] for s in tput_ok if s.get(d) and s[d].get("lost_pct", -1) >= 0]
+                )
             rss = [s["rss_hwm_kib"] for s in tput_ok if s.get("rss_hwm_kib")]
             r["rss_hwm_mib_median"] = med([x / 1024 for x in rss])
             r["rss_hwm_mib_max"] = max(rss) / 1024 if rss else None
-            cpg = []
-            srv_cpg = []
-            for s in tput_ok:
-                gb = (s["up"]["bytes"] + s["down"]["bytes"]) / 1e9
-                if gb > 0:
-                    cpg.append((s["up"]["cpu_s"] + s["down"]["cpu_s"]) / gb)
-                    srv_cpg.append(s["server_cpu_s"] / gb)
-            r["cpu_s_per_gb_median"] = med(cpg)
-            r["cpu_s_per_gb_samples"] = cpg
-            r["server_cpu_s_per_gb_median"] = med(srv_cpg)
+            for key, name in (("rss_idle_kib", "rss_idle"), ("rss_load_kib", "rss_load"),
+                              ("server_hwm_kib", "server_hwm")):
+                v = [s[key] / 1024 for s in tput_ok if s.get(key)]
+                r[f"{name}_mib_median"] = med(v)
+            rtt = [
+                (s["rtt_tunnel_ms"], s["rtt_underlay_ms"])
+                for s in tput_ok
+                if s.get("rtt_tunnel_ms") is not None and s.get("rtt_underlay_ms") is not None
+            ]
+            r["rtt_tunnel_ms_median"] = med([t for t, _ in rtt])
+            r["rtt_underlay_ms_median"] = med([u for _, u in rtt])
+            r["rtt_added_ms_median"] = med([t - u for t, u in rtt])
+            r["rtt_added_ms_samples"] = [t - u for t, u in rtt]
+            for suffix, dirs in (("", TCP_DIRS), ("_udp", UDP_DIRS)):
+                cpg = [x for x in (cpu_per_gb(s, dirs) for s in tput_ok) if x is not None]
+                srv = [x for x in (cpu_per_gb(s, dirs, "server_cpu_s") for s in tput_ok) if x is not None]
+                r[f"cpu_s_per_gb{suffix}_median"] = med(cpg)
+                r[f"cpu_s_per_gb{suffix}_samples"] = cpg
+                r[f"server_cpu_s_per_gb{suffix}_median"] = med(srv)
+            servers = sorted({s.get("server", "openvpn") for s in tput})
+            r["server"] = ",".join(servers) if servers else None
             ciphers = sorted({s.get("cipher") for s in ss if s.get("cipher")})
             r["cipher"] = ",".join(ciphers) if ciphers else None
             res[impl] = r
         f, o = res["ferrovpn"], res["openvpn"]
         # Paired ratios: ferrovpn and openvpn of the same repetition ran back to back, so their
         # ratio cancels most of the drift caused by other load on the machine.
-        paired = {"throughput_up": [], "throughput_down": [], "cpu_per_gb": []}
+        paired = {f"throughput_{d}": [] for d in DIRS}
+        paired["cpu_per_gb"] = []
+        paired["cpu_per_gb_udp"] = []
         reps = sorted({s["rep"] for s in samples if s["proto"] == proto and s["kind"] == "throughput"})
         for rep in reps:
             pair = {}
@@ -192,16 +234,15 @@ def aggregate(samples):
             if len(pair) < 2:
                 continue
             pf, po = pair["ferrovpn"], pair["openvpn"]
-            for d in ("up", "down"):
-                r_ = ratio(pf[d]["mbps"], po[d]["mbps"])
+            for d in DIRS:
+                if pf.get(d) and po.get(d):
+                    r_ = ratio(pf[d]["mbps"], po[d]["mbps"])
+                    if r_ is not None:
+                        paired[f"throughput_{d}"].append(r_)
+            for key, dirs in (("cpu_per_gb", TCP_DIRS), ("cpu_per_gb_udp", UDP_DIRS)):
+                r_ = ratio(cpu_per_gb(pf, dirs), cpu_per_gb(po, dirs))
                 if r_ is not None:
-                    paired[f"throughput_{d}"].append(r_)
-            gbf = (pf["up"]["bytes"] + pf["down"]["bytes"]) / 1e9
-            gbo = (po["up"]["bytes"] + po["down"]["bytes"]) / 1e9
-            if gbf > 0 and gbo > 0:
-                r_ = ratio((pf["up"]["cpu_s"] + pf["down"]["cpu_s"]) / gbf, (po["up"]["cpu_s"] + po["down"]["cpu_s"]) / gbo)
-                if r_ is not None:
-                    paired["cpu_per_gb"].append(r_)
+                    paired[key].append(r_)
         res["paired_ratio_per_rep"] = {
             k: {"median": med(v), "min": min(v) if v else None, "max": max(v) if v else None, "samples": v}
             for k, v in paired.items()
@@ -213,6 +254,16 @@ def aggregate(samples):
             "rss_peak": ratio(f["rss_hwm_mib_median"], o["rss_hwm_mib_median"]),
             "cpu_per_gb": ratio(f["cpu_s_per_gb_median"], o["cpu_s_per_gb_median"]),
             "server_cpu_per_gb": ratio(f["server_cpu_s_per_gb_median"], o["server_cpu_s_per_gb_median"]),
+            "throughput_udp_up": ratio(f["udp-up_mbps_median"], o["udp-up_mbps_median"]),
+            "throughput_udp_down": ratio(f["udp-down_mbps_median"], o["udp-down_mbps_median"]),
+            "cpu_per_gb_udp": ratio(f["cpu_s_per_gb_udp_median"], o["cpu_s_per_gb_udp_median"]),
+            "server_cpu_per_gb_udp": ratio(
+                f["server_cpu_s_per_gb_udp_median"], o["server_cpu_s_per_gb_udp_median"]
+            ),
+            "rss_idle": ratio(f["rss_idle_mib_median"], o["rss_idle_mib_median"]),
+            "rss_load": ratio(f["rss_load_mib_median"], o["rss_load_mib_median"]),
+            "server_hwm": ratio(f["server_hwm_mib_median"], o["server_hwm_mib_median"]),
+            "rtt_added": ratio(f["rtt_added_ms_median"], o["rtt_added_ms_median"]),
         }
         out[proto] = res
     return out
@@ -236,7 +287,13 @@ def print_table(agg, meta):
     w("\n")
     if meta:
         w(
-            f"ferrovpn vs OpenVPN {meta.get('openvpn_version', '?')} client, same server process, "
+            f"ferrovpn vs OpenVPN {meta.get('openvpn_version', '?')} "
+            + (
+                "client+server pairs (ferrovpn serve vs openvpn server), "
+                if meta.get("pair")
+                else "client, same openvpn server process, "
+            )
+            + f"UDP offered {meta.get('udp_rate', '-')}, "
             f"{meta.get('reps')} reps x {meta.get('iperf_seconds')} s iperf3 per direction, "
             f"{meta.get('connects')} connects; {meta.get('cores')} cores, "
             f"loadavg at start {meta.get('loadavg_start', '?')}, at end {meta.get('loadavg_end', '?')}\n"
@@ -266,9 +323,30 @@ def print_table(agg, meta):
 
         prow("  same-rep ratio up (median)", "throughput_up")
         prow("  same-rep ratio down (median)", "throughput_down")
+        if f["udp-up_mbps_median"] is not None or o["udp-up_mbps_median"] is not None:
+            for d in UDP_DIRS:
+                row(f"iperf3 -u {d[4:]:<4} received Mbit/s", val(f, f"{d}_mbps", 0), val(o, f"{d}_mbps", 0),
+                    q[f"throughput_udp_{d[4:]}"])
+                row(f"  {d} loss % (median)", fmt(f[f"{d}_lost_pct_median"], 1),
+                    fmt(o[f"{d}_lost_pct_median"], 1), None)
+            prow("  same-rep ratio udp up", "throughput_udp-up")
+            prow("  same-rep ratio udp down", "throughput_udp-down")
+        row("RTT added ms (tunnel-underlay)", fmt(f["rtt_added_ms_median"], 3), fmt(o["rtt_added_ms_median"], 3),
+            q["rtt_added"])
+        row("  RTT tunnel/underlay ms",
+            f"{fmt(f['rtt_tunnel_ms_median'], 3)}/{fmt(f['rtt_underlay_ms_median'], 3)}",
+            f"{fmt(o['rtt_tunnel_ms_median'], 3)}/{fmt(o['rtt_underlay_ms_median'], 3)}", None)
+        row("RSS idle MiB", fmt(f["rss_idle_mib_median"], 1), fmt(o["rss_idle_mib_median"], 1), q["rss_idle"])
+        row("RSS under load MiB (max)", fmt(f["rss_load_mib_median"], 1), fmt(o["rss_load_mib_median"], 1),
+            q["rss_load"])
         row("peak RSS (VmHWM) MiB", fmt(f["rss_hwm_mib_median"], 1), fmt(o["rss_hwm_mib_median"], 1), q["rss_peak"])
+        row("server peak RSS MiB", fmt(f["server_hwm_mib_median"], 1), fmt(o["server_hwm_mib_median"], 1),
+            q["server_hwm"])
         row("client CPU s per GB", fmt(f["cpu_s_per_gb_median"], 2), fmt(o["cpu_s_per_gb_median"], 2), q["cpu_per_gb"])
         prow("  same-rep ratio (median)", "cpu_per_gb")
+        row("client CPU s per GB, UDP", fmt(f["cpu_s_per_gb_udp_median"], 2), fmt(o["cpu_s_per_gb_udp_median"], 2),
+            q["cpu_per_gb_udp"])
+        prow("  same-rep ratio UDP (median)", "cpu_per_gb_udp")
         row(
             "client CPU s per run up/down",
             f"{fmt(f['up_cpu_s_median'], 2)}/{fmt(f['down_cpu_s_median'], 2)}",
@@ -281,6 +359,13 @@ def print_table(agg, meta):
             fmt(o["server_cpu_s_per_gb_median"], 2),
             q["server_cpu_per_gb"],
         )
+        row(
+            "server CPU s per GB, UDP",
+            fmt(f["server_cpu_s_per_gb_udp_median"], 2),
+            fmt(o["server_cpu_s_per_gb_udp_median"], 2),
+            q["server_cpu_per_gb_udp"],
+        )
+        row("server", f["server"] or "?", o["server"] or "?", None)
         row(
             "iperf3 TCP retransmits up/down",
             f"{fmt(f['up_retransmits_median'], 0)}/{fmt(f['down_retransmits_median'], 0)}",

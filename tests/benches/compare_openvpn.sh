@@ -3,7 +3,8 @@
 #
 # Usage (as root, from anywhere):
 #   sudo tests/benches/compare_openvpn.sh [--out FILE] [--reps N] [--connects N] [--time SEC]
-#                                          [--proto udp,tcp] [--verb N] [--no-build] [--keep]
+#                                          [--proto udp,tcp] [--verb N] [--pair] [--udp-rate R]
+#                                          [--perf DIR] [--no-build] [--keep]
 #
 #   --out FILE     JSON result file (default: <repo>/target/compare-openvpn.json)
 #   --reps N       throughput repetitions per client and transport (default 3); the order of
@@ -12,6 +13,14 @@
 #   --time SEC     iperf3 duration per direction (default 10)
 #   --proto LIST   transports to measure, comma-separated: udp, tcp (default udp,tcp)
 #   --verb N       log verbosity of both clients (default 3; higher costs throughput)
+#   --pair         pair mode: the ferrovpn client connects to `ferrovpn serve` (same
+#                  server.conf, port 1195, tunnel 198.19.202.0/24 UDP, 198.19.203.0/24 TCP),
+#                  the openvpn client to the openvpn server: implementation pair vs pair
+#   --udp-rate R   iperf3 -u runs: `auto` (default) searches the highest offered rate with at
+#                  most 1 % loss (see below); a rate such as 300M reports the received rate
+#                  and the loss at that fixed offered rate; 0 skips the UDP runs
+#   --perf DIR     record the ferrovpn client with `perf record -e cpu-clock -g` during the
+#                  first UDP-up iperf3 run of each transport (DIR/perf-PROTO.data)
 #   --no-build     use the existing target/release/ferrovpn
 #   --keep         keep the temporary directory (PKI, configs, logs) even on success
 #
@@ -22,10 +31,19 @@
 # server namespace; runs ONE `openvpn` server per transport (UDP, then TCP) that both clients
 # connect to, and for each client measures
 #   connect time  process start -> "Initialization Sequence Completed" (median of --connects)
-#   throughput    iperf3 (server in S on the tunnel address, client in CF/CO), single stream,
-#                 --time seconds each way (client->server "up", -R "down"), receiver bitrate
-#   memory        VmHWM (peak RSS) of the client process at the end of the throughput run
-#   CPU           utime+stime of the client process during the throughput run, per GB moved
+#   throughput    iperf3 (server in S, client in CF/CO), single TCP stream, --time seconds
+#                 each way (client->server "up", -R "down"), receiver bitrate; then UDP
+#                 (`-u -l 1350`) up and down: with --udp-rate auto, trials of max(2,
+#                 --time/3) s starting at the TCP rate of the same run, x1.25 after a trial
+#                 with <= 1 % loss (at most twice), x0.6 after one with more (until one
+#                 passes, at most 5 trials); reported: the received rate of the fastest
+#                 trial with <= 1 % loss (or of the last trial, with its loss, if none)
+#   RTT           `ping -c 50 -i 0.05` to the server's tunnel address minus the same to its
+#                 underlay address (average RTT), after the connect, before any traffic
+#   memory        VmRSS 1 s after the connect (idle), the largest VmRSS sampled every 0.2 s
+#                 during the iperf3 runs (load) and VmHWM (peak) at the end
+#   CPU           utime+stime of the client (and server) process during each iperf3 run, per
+#                 GB received, TCP and UDP separately
 # The clients never run at the same time. Prints a table with absolute values and the ratios
 # ferrovpn/openvpn and writes it (plus every raw sample) as JSON to --out.
 #
@@ -53,6 +71,9 @@ PROTOS=udp,tcp
 VERB=3
 BUILD=1
 KEEP=0
+PAIR=0
+UDP_RATE=auto
+PERF_DIR=
 CONNECT_TIMEOUT=30
 LOG_CONNECTED="Initialization Sequence Completed"
 
@@ -69,10 +90,19 @@ while [[ $# -gt 0 ]]; do
         --verb) VERB=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep) KEEP=1; shift ;;
+        --pair) PAIR=1; shift ;;
+        --udp-rate) UDP_RATE=$2; shift 2 ;;
+        --perf) PERF_DIR=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
 done
+[[ $UDP_RATE == auto || $UDP_RATE =~ ^[0-9]+[KMG]?$ ]] || die "--udp-rate: auto, a rate like 300M, or 0"
+if [[ -n $PERF_DIR ]]; then
+    mkdir -p "$PERF_DIR"
+    PERF_DIR=$(cd "$PERF_DIR" && pwd)
+    command -v perf >/dev/null || die "--perf: perf not found (apt-get install linux-perf)"
+fi
 [[ $REPS =~ ^[1-9][0-9]*$ && $CONNECTS =~ ^[1-9][0-9]*$ && $TIME =~ ^[1-9][0-9]*$ ]] \
     || die "--reps, --connects and --time take positive integers"
 IFS=, read -r -a PROTO_LIST <<<"$PROTOS"
@@ -108,9 +138,16 @@ FAILED=0
 SPAWNED_PID=
 STOPPED=
 DIR_TICKS=0
+DIR_STICKS=0
+UDP_BPS=
+UDP_OFFERED=
+UDP_TIME=$((TIME / 3 < 2 ? 2 : TIME / 3))
+SAMPLER_PID=
+PERF_NOW=0
+PERF_TAG=
 CLIENT_PID=
 CONNECT_MS=
-SERVER_PID=
+declare -A SERVER_PID=()  # server implementation -> pid (pair mode runs both)
 
 cleanup() {
     local rc=$?
@@ -310,17 +347,26 @@ done
 # ---------------------------------------------------------------------------------------------
 # configs
 
-server_net() { [[ $1 == udp ]] && echo 198.19.200 || echo 198.19.201; }
+# The server implementation a client talks to: openvpn, or in --pair mode its own kind.
+server_of() { [[ $PAIR == 1 && $1 == ferrovpn ]] && echo ferrovpn || echo openvpn; }
+server_port() { [[ $1 == ferrovpn ]] && echo 1195 || echo 1194; }
+# server_net PROTO [SERVER_IMPL]: the /24 of the tunnel (the server is .1)
+server_net() {
+    local n=200
+    [[ $1 == tcp ]] && n=$((n + 1))
+    [[ ${2:-openvpn} == ferrovpn ]] && n=$((n + 2))
+    echo "198.19.$n"
+}
 
 write_server_conf() {
-    local proto=$1 net f
-    net=$(server_net "$proto")
-    f=$WORK/conf/server-$proto.conf
+    local proto=$1 simpl=${2:-openvpn} net f
+    net=$(server_net "$proto" "$simpl")
+    f=$WORK/conf/server-$simpl-$proto.conf
     {
         echo "# generated by tests/benches/compare_openvpn.sh"
         echo "dev tun"
         if [[ $proto == udp ]]; then echo "proto udp4"; else echo "proto tcp4-server"; fi
-        echo "port 1194"
+        echo "port $(server_port "$simpl")"
         echo "server $net.0 255.255.255.0"
         echo "topology subnet"
         echo "ca $PKI/ca.crt"
@@ -346,7 +392,7 @@ write_profile() {
         echo "client"
         echo "dev tun"
         echo "nobind"
-        echo "remote $remote 1194 $proto"
+        echo "remote $remote $(server_port "$(server_of "$impl")") $proto"
         echo "remote-cert-tls server"
         echo "data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305"
         for tag in ca cert key tls-crypt; do
@@ -420,12 +466,18 @@ cipher_of() {
 
 record() { echo "$1" >>"$SAMPLES"; }
 
-# run_iperf NS DIR(up|down) JSONFILE SERVER_IP: one iperf3 run through the tunnel; waits in
-# the background so that Ctrl-C and SIGTERM reach the trap at once.
+# run_iperf NS DIR(up|down|udp-up|udp-down) JSONFILE SERVER_IP: one iperf3 run through the
+# tunnel; waits in the background so that Ctrl-C and SIGTERM reach the trap at once.
 run_iperf() {
     local ns=$1 dir=$2 json=$3 sip=$4 rflag=() pid st=0
-    [[ $dir == down ]] && rflag=(-R)
-    timeout $((TIME + 30)) ip netns exec "$ns" iperf3 -c "$sip" -t "$TIME" -J \
+    [[ $dir == *down ]] && rflag=(-R)
+    local t=$TIME
+    # 1350-byte datagrams fit the tunnel's MTU (no IP fragments)
+    if [[ $dir == udp-* ]]; then
+        rflag+=(-u -b "$UDP_BPS" -l 1350)
+        t=$UDP_TIME
+    fi
+    timeout $((t + 30)) ip netns exec "$ns" iperf3 -c "$sip" -t "$t" -J \
         --connect-timeout 5000 "${rflag[@]}" >"$json" 2>&1 </dev/null &
     pid=$!
     RUNNING[$pid]="iperf3 client"
@@ -434,23 +486,37 @@ run_iperf() {
     return "$st"
 }
 
-# measure_dir NS DIR JSONFILE SERVER_IP: run_iperf with the client's CPU ticks taken around
-# the attempt that counts. iperf3 sometimes refuses a test that follows the previous one too
-# closely ("unable to receive control message: Connection reset by peer", before any data):
-# such an attempt is kept as JSONFILE.failed and retried once. Sets DIR_TICKS; returns 1 if
-# the run failed.
+# measure_dir NS DIR JSONFILE SERVER_IP SERVER_PID: run_iperf with the client's and the
+# server's CPU ticks taken around the attempt that counts. iperf3 sometimes refuses a test that
+# follows the previous one too closely ("unable to receive control message: Connection reset by
+# peer", before any data): such an attempt is kept as JSONFILE.failed and retried once. Sets
+# DIR_TICKS and DIR_STICKS; returns 1 if the run failed. PERF_NOW=1 records the client with
+# perf during the run.
 measure_dir() {
-    local ns=$1 dir=$2 json=$3 sip=$4 a b attempt
+    local ns=$1 dir=$2 json=$3 sip=$4 spid=$5 a b sa attempt ppid=
     for attempt in 1 2; do
         sleep 1   # let the iperf3 server get back to listening
+        if [[ ${PERF_NOW:-0} == 1 && $attempt == 1 ]]; then
+            perf record -q -e cpu-clock -g -p "$CLIENT_PID" -o "$PERF_DIR/perf-$PERF_TAG.data" \
+                >"$PERF_DIR/perf-$PERF_TAG.log" 2>&1 </dev/null &
+            ppid=$!
+            RUNNING[$ppid]="perf record"
+            sleep 0.5
+        fi
         a=$(cpu_ticks "$CLIENT_PID")
+        sa=$(cpu_ticks "$spid")
         if run_iperf "$ns" "$dir" "$json" "$sip"; then
             b=$(cpu_ticks "$CLIENT_PID")
             DIR_TICKS=$((b - a))
+            DIR_STICKS=$(($(cpu_ticks "$spid") - sa))
+            stop_perf "$ppid"
             return 0
         fi
         b=$(cpu_ticks "$CLIENT_PID")
         DIR_TICKS=$((b - a))
+        DIR_STICKS=$(($(cpu_ticks "$spid") - sa))
+        stop_perf "$ppid"
+        ppid=
         if [[ $attempt == 1 ]] && alive "$CLIENT_PID" \
             && ! grep -q '"bytes"' "$json" 2>/dev/null; then
             echo "   ($dir: iperf3 failed before any data: $(grep -o '"error":.*' "$json" 2>/dev/null || echo '?'); retrying once)" >&2
@@ -459,6 +525,75 @@ measure_dir() {
         fi
         return 1
     done
+}
+
+# measure_udp NS DIR JSONFILE SERVER_IP SERVER_PID START_MBPS: the UDP run(s) of one direction
+# (see --udp-rate); leaves the reported trial in JSONFILE (all trials in JSONFILE.tryN), its
+# CPU ticks in DIR_TICKS/DIR_STICKS and its offered rate in UDP_OFFERED (Mbit/s).
+measure_udp() {
+    local ns=$1 dir=$2 json=$3 sip=$4 spid=$5 rate=$6 i ups=0 best= last= f bps bytes rtx lost pass
+    local -A tk stk off
+    if [[ $UDP_RATE != auto ]]; then
+        UDP_BPS=$UDP_RATE
+        UDP_OFFERED=$UDP_RATE
+        measure_dir "$ns" "$dir" "$json" "$sip" "$spid"
+        return
+    fi
+    for ((i = 1; i <= 5; i++)); do
+        f=$json.try$i
+        UDP_BPS=${rate}M
+        measure_dir "$ns" "$dir" "$f" "$sip" "$spid" || return 1
+        PERF_NOW=0   # only the first trial is recorded
+        tk[$i]=$DIR_TICKS; stk[$i]=$DIR_STICKS; off[$i]=$rate
+        last=$i
+        read -r bps bytes rtx lost <<<"$("$PY" "$HELPER" iperf "$f" 2>/dev/null || echo "0 0 -1 100")"
+        pass=$(awk -v l="$lost" 'BEGIN { print (l <= 1.0) ? 1 : 0 }')
+        if [[ $pass == 1 ]]; then
+            best=$i
+            ((ups < 2)) || break
+            ups=$((ups + 1))
+            rate=$(awk -v r="$rate" 'BEGIN { printf "%d", r * 1.25 + 1 }')
+        else
+            [[ -z $best ]] || break
+            rate=$(awk -v r="$rate" 'BEGIN { r = int(r * 0.6); print (r < 1) ? 1 : r }')
+        fi
+    done
+    i=${best:-$last}
+    cp "$json.try$i" "$json"
+    DIR_TICKS=${tk[$i]}; DIR_STICKS=${stk[$i]}; UDP_OFFERED=${off[$i]}M
+}
+
+stop_perf() {
+    [[ -n $1 ]] || return 0
+    kill -INT "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    unset "RUNNING[$1]"
+}
+
+# rss_kib PID [VmRSS|VmHWM]
+rss_kib() { awk -v k="${2:-VmRSS}:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+
+# start_rss_sampler PID FILE: largest VmRSS of PID (KiB), sampled every 0.2 s, kept in FILE.
+start_rss_sampler() {
+    local pid=$1 f=$2
+    echo 0 >"$f"
+    (
+        max=0
+        while alive "$pid"; do
+            v=$(rss_kib "$pid")
+            if [[ -n $v ]] && ((v > max)); then max=$v; echo "$max" >"$f"; fi
+            sleep 0.2
+        done
+    ) &
+    SAMPLER_PID=$!
+    RUNNING[$SAMPLER_PID]="RSS sampler"
+}
+
+# ping_avg NS IP: average RTT in ms of `ping -c 50 -i 0.05`, or "null".
+ping_avg() {
+    local out
+    out=$(ip netns exec "$1" ping -n -q -c 50 -i 0.05 -W 2 "$2" 2>&1 </dev/null) || true
+    sed -nE 's|^rtt [^=]*= [0-9.]+/([0-9.]+)/.*|\1|p' <<<"$out" | grep . || echo null
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -485,14 +620,26 @@ measure_connects() {
     done
 }
 
+# underlay address of the server as seen from a client's namespace
+underlay_ip() { [[ $1 == ferrovpn ]] && echo 198.18.210.1 || echo 198.18.211.1; }
+
+mbps() { awk -v x="$1" 'BEGIN { printf "%.2f", x / 1e6 }'; }
+secs() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
+
 measure_throughput() {
-    local proto=$1 sip=$2 r impl order out ns t_up t_dn s0 s2 hwm rss how d ok fields
-    local -A res
+    local proto=$1 r impl order out ns sip spid simpl s0 s2 hwm rss how d ok fields idle load
+    local rtt_tun rtt_under dirs=(up down) json shwm
+    [[ $UDP_RATE != 0 ]] && dirs+=(udp-up udp-down)
+    local -A res cpu scpu offered
+    local start
     for ((r = 0; r < REPS; r++)); do
         if ((r % 2 == 0)); then order=(ferrovpn openvpn); else order=(openvpn ferrovpn); fi
         for impl in "${order[@]}"; do
             out=$WORK/logs/$proto-$impl-throughput$r.log
             ns=$(client_ns "$impl")
+            simpl=$(server_of "$impl")
+            sip=$(server_net "$proto" "$simpl").1
+            spid=${SERVER_PID[$simpl]}
             if ! start_client "$impl" "$proto" "$out"; then
                 stop "$CLIENT_PID" 10; how=$STOPPED
                 show_failure "$proto $impl throughput run $r (connect)" "$out"
@@ -501,34 +648,60 @@ measure_throughput() {
                 continue
             fi
             ok=true
-            s0=$(cpu_ticks "$SERVER_PID")
-            measure_dir "$ns" up "$WORK/logs/$proto-$impl-iperf-up$r.json" "$sip" || ok=false
-            t_up=$DIR_TICKS
-            measure_dir "$ns" down "$WORK/logs/$proto-$impl-iperf-down$r.json" "$sip" || ok=false
-            t_dn=$DIR_TICKS
-            s2=$(cpu_ticks "$SERVER_PID")
-            hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CLIENT_PID/status" 2>/dev/null || true)
-            rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$CLIENT_PID/status" 2>/dev/null || true)
+            sleep 1
+            idle=$(rss_kib "$CLIENT_PID")
+            rtt_under=$(ping_avg "$ns" "$(underlay_ip "$impl")")
+            rtt_tun=$(ping_avg "$ns" "$sip")
+            start_rss_sampler "$CLIENT_PID" "$WORK/rss-max"
+            s0=$(cpu_ticks "$spid")
+            for d in "${dirs[@]}"; do
+                json=$WORK/logs/$proto-$impl-iperf-$d$r.json
+                PERF_NOW=0
+                if [[ -n $PERF_DIR && $impl == ferrovpn && $d == udp-up && $r == 0 ]]; then
+                    PERF_NOW=1
+                    PERF_TAG=$proto
+                fi
+                if [[ $d == udp-* ]]; then
+                    # start the search at this run's TCP rate in the same direction
+                    start=$("$PY" "$HELPER" iperf "$WORK/logs/$proto-$impl-iperf-${d#udp-}$r.json" 2>/dev/null \
+                        | awk '{ r = int($1 / 1e6); print (r < 10) ? 100 : r }') || start=100
+                    measure_udp "$ns" "$d" "$json" "$sip" "$spid" "${start:-100}" || ok=false
+                    offered[$d]=$UDP_OFFERED
+                else
+                    measure_dir "$ns" "$d" "$json" "$sip" "$spid" || ok=false
+                fi
+                cpu[$d]=$(secs "$DIR_TICKS")
+                scpu[$d]=$(secs "$DIR_STICKS")
+            done
+            PERF_NOW=0
+            s2=$(cpu_ticks "$spid")
+            hwm=$(rss_kib "$CLIENT_PID" VmHWM)
+            shwm=$(rss_kib "$spid" VmHWM)
+            rss=$(rss_kib "$CLIENT_PID")
+            stop "$SAMPLER_PID" 2
+            load=$(<"$WORK/rss-max")
             alive "$CLIENT_PID" || ok=false
             stop "$CLIENT_PID" 10; how=$STOPPED
-            for d in up down; do
+            for d in "${dirs[@]}"; do
                 if fields=$("$PY" "$HELPER" iperf "$WORK/logs/$proto-$impl-iperf-$d$r.json" 2>>"$out.iperf-errors"); then
                     res[$d]=$fields
                 else
-                    res[$d]="0 0 -1"
+                    res[$d]="0 0 -1 -1"
                     ok=false
                 fi
             done
-            local up_bps up_bytes up_rtx dn_bps dn_bytes dn_rtx
-            read -r up_bps up_bytes up_rtx <<<"${res[up]}"
-            read -r dn_bps dn_bytes dn_rtx <<<"${res[down]}"
-            local cpu_up cpu_dn srv_cpu
-            cpu_up=$(awk -v t="$t_up" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
-            cpu_dn=$(awk -v t="$t_dn" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
-            srv_cpu=$(awk -v a="$s0" -v b="$s2" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
-            printf '   %s %-8s rep %d: up %7.1f Mbit/s (cpu %5.2f s)  down %7.1f Mbit/s (cpu %5.2f s)  VmHWM %s KiB  server cpu %s s  stop: %s\n' \
-                "$proto" "$impl" "$r" "$(awk -v x="$up_bps" 'BEGIN{print x/1e6}')" "$cpu_up" \
-                "$(awk -v x="$dn_bps" 'BEGIN{print x/1e6}')" "$cpu_dn" "${hwm:-?}" "$srv_cpu" "$how"
+            local line="" bps bytes rtx lost js=""
+            for d in "${dirs[@]}"; do
+                read -r bps bytes rtx lost <<<"${res[$d]}"
+                line+=$(printf ' %s %.1f Mbit/s (cpu %s s%s)' "$d" "$(mbps "$bps")" "${cpu[$d]}" \
+                    "$([[ $d == udp-* ]] && echo ", offered ${offered[$d]:-?}, loss $lost %")")
+                js+=",\"$d\":{\"mbps\":$(mbps "$bps"),\"bytes\":$bytes,\"cpu_s\":${cpu[$d]},\"server_cpu_s\":${scpu[$d]},\"retransmits\":$rtx,\"lost_pct\":$lost,\"offered\":\"${offered[$d]:-}\"}"
+            done
+            local srv_cpu
+            srv_cpu=$(secs $((s2 - s0)))
+            printf '   %s %-8s rep %d:%s\n      RSS idle %s KiB, under load %s KiB, VmHWM %s KiB; RTT tunnel %s ms, underlay %s ms; server (%s) cpu %s s; stop: %s\n' \
+                "$proto" "$impl" "$r" "$line" "${idle:-?}" "$load" "${hwm:-?}" "$rtt_tun" "$rtt_under" \
+                "$simpl" "$srv_cpu" "$how"
             [[ -s $out.iperf-errors ]] || rm -f "$out.iperf-errors"
             if [[ $ok != true ]]; then
                 show_failure "$proto $impl throughput run $r" "$out"
@@ -536,31 +709,41 @@ measure_throughput() {
                     sed 's/^/   | /' "$out.iperf-errors" >&2
                 fi
             fi
-            record "{\"proto\":\"$proto\",\"impl\":\"$impl\",\"kind\":\"throughput\",\"rep\":$r,\"ok\":$ok,\"connect_ms\":$CONNECT_MS,\"up\":{\"mbps\":$(awk -v x="$up_bps" 'BEGIN{printf "%.2f", x/1e6}'),\"bytes\":$up_bytes,\"cpu_s\":$cpu_up,\"retransmits\":$up_rtx},\"down\":{\"mbps\":$(awk -v x="$dn_bps" 'BEGIN{printf "%.2f", x/1e6}'),\"bytes\":$dn_bytes,\"cpu_s\":$cpu_dn,\"retransmits\":$dn_rtx},\"rss_hwm_kib\":${hwm:-0},\"rss_end_kib\":${rss:-0},\"server_cpu_s\":$srv_cpu,\"stop\":\"$how\",\"cipher\":\"$(cipher_of "$out")\"}"
+            record "{\"proto\":\"$proto\",\"impl\":\"$impl\",\"server\":\"$simpl\",\"kind\":\"throughput\",\"rep\":$r,\"ok\":$ok,\"connect_ms\":$CONNECT_MS$js,\"rss_idle_kib\":${idle:-0},\"rss_load_kib\":${load:-0},\"rss_hwm_kib\":${hwm:-0},\"rss_end_kib\":${rss:-0},\"rtt_tunnel_ms\":$rtt_tun,\"rtt_underlay_ms\":$rtt_under,\"server_cpu_s\":$srv_cpu,\"server_hwm_kib\":${shwm:-0},\"stop\":\"$how\",\"cipher\":\"$(cipher_of "$out")\"}"
             sleep 0.5
         done
     done
 }
 
-run_phase() {
-    local proto=$1 conf net sip slog ilog ipid rc
-    net=$(server_net "$proto")
-    sip=$net.1
-    conf=$(write_server_conf "$proto")
-    write_profile ferrovpn "$proto" >/dev/null
-    write_profile openvpn "$proto" >/dev/null
-    slog=$WORK/logs/server-$proto.log
-    log "$proto: openvpn server in $NS_S (tunnel $net.0/24), iperf3 server on $sip"
-    spawn "openvpn server ($proto)" "$NS_S" "$slog" openvpn --config "$conf"
-    SERVER_PID=$SPAWNED_PID
-    rc=0
-    wait_log "$slog" "$LOG_CONNECTED" 20 "$SERVER_PID" || rc=$?
+# start_server SIMPL PROTO: the openvpn server or `ferrovpn serve` in S; sets SERVER_PID[SIMPL].
+start_server() {
+    local simpl=$1 proto=$2 conf slog rc=0
+    conf=$(write_server_conf "$proto" "$simpl")
+    slog=$WORK/logs/server-$simpl-$proto.log
+    log "$proto: $simpl server in $NS_S (tunnel $(server_net "$proto" "$simpl").0/24, port $(server_port "$simpl"))"
+    if [[ $simpl == ferrovpn ]]; then
+        spawn "ferrovpn serve ($proto)" "$NS_S" "$slog" "$FERRO" serve "$conf"
+    else
+        spawn "openvpn server ($proto)" "$NS_S" "$slog" openvpn --config "$conf"
+    fi
+    SERVER_PID[$simpl]=$SPAWNED_PID
+    wait_log "$slog" "$LOG_CONNECTED" 20 "$SPAWNED_PID" || rc=$?
     if [[ $rc != 0 ]]; then
-        show_failure "openvpn server ($proto) start" "$slog"
+        show_failure "$simpl server ($proto) start" "$slog"
         exit 1
     fi
+}
+
+run_phase() {
+    local proto=$1 ilog ipid rc simpl servers=(openvpn)
+    [[ $PAIR == 1 ]] && servers+=(ferrovpn)
+    write_profile ferrovpn "$proto" >/dev/null
+    write_profile openvpn "$proto" >/dev/null
+    for simpl in "${servers[@]}"; do start_server "$simpl" "$proto"; done
     ilog=$WORK/logs/iperf3-server-$proto.log
-    spawn "iperf3 server" "$NS_S" "$ilog" iperf3 -s -B "$sip" --forceflush
+    # one iperf3 server on every address of S (it serves one test at a time)
+    log "$proto: iperf3 server in $NS_S"
+    spawn "iperf3 server" "$NS_S" "$ilog" iperf3 -s --forceflush
     ipid=$SPAWNED_PID
     rc=0
     wait_log "$ilog" "Server listening" 10 "$ipid" || rc=$?
@@ -571,13 +754,15 @@ run_phase() {
 
     log "$proto: connect time, $CONNECTS connects per client (alternating)"
     measure_connects "$proto"
-    log "$proto: throughput, $REPS x ${TIME}s up + ${TIME}s down per client (alternating order)"
-    measure_throughput "$proto" "$sip"
+    log "$proto: throughput, $REPS x ${TIME}s per direction and client (alternating order)"
+    measure_throughput "$proto"
 
     stop "$ipid" 5
-    stop "$SERVER_PID" 10
-    log "$proto: server stopped ($STOPPED)"
-    SERVER_PID=
+    for simpl in "${servers[@]}"; do
+        stop "${SERVER_PID[$simpl]}" 10
+        log "$proto: $simpl server stopped ($STOPPED)"
+        unset "SERVER_PID[$simpl]"
+    done
 }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -612,6 +797,8 @@ cat >"$WORK/meta.json" <<EOF
   "iperf_seconds": $TIME,
   "client_verb": $VERB,
   "protos": "$PROTOS",
+  "pair": $([[ $PAIR == 1 ]] && echo true || echo false),
+  "udp_rate": "$UDP_RATE",
   "data_ciphers": "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305",
   "failed": $([[ $FAILED == 0 ]] && echo false || echo true),
   "logs": "$([[ $FAILED != 0 || $KEEP == 1 ]] && echo "$WORK")"

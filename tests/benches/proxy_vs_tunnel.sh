@@ -4,7 +4,7 @@
 #
 # Usage (as root, from anywhere):
 #   sudo tests/benches/proxy_vs_tunnel.sh [--size BYTES] [--reps N] [--dirs down,up]
-#                                          [--verb N] [--no-build] [--keep]
+#                                          [--verb N] [--json FILE] [--no-build] [--keep]
 #
 #   --size BYTES   bytes per transfer (default 200000000)
 #   --reps N       repetitions per mode and direction (default 3); proxy and tunnel alternate,
@@ -12,6 +12,7 @@
 #   --dirs LIST    down (HTTP GET from the server side), up (HTTP POST to it), or both
 #                  (default down,up)
 #   --verb N       ferrovpn --verb (default 3)
+#   --json FILE    also write the runs and the summary as JSON to FILE
 #   --no-build     use the existing target/release/ferrovpn instead of building it
 #   --keep         keep the temporary directory (PKI, configs, logs) even on success
 #
@@ -45,6 +46,7 @@ DIRS=down,up
 VERB=3
 BUILD=1
 KEEP=0
+JSON=
 LOG_CONNECTED="Initialization Sequence Completed"
 VPN_ONLY=198.19.255.1
 WEB_PORT=8000
@@ -60,6 +62,7 @@ while [[ $# -gt 0 ]]; do
         --verb) VERB=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep) KEEP=1; shift ;;
+        --json) JSON=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -356,3 +359,27 @@ for dir in "${DIR_LIST[@]}"; do
         }' "$WORK/results"
 done
 echo "(medians of $REPS; ratio = proxy/tunnel; CPU = ferrovpn client utime+stime per GB moved)"
+if [[ -n $JSON ]]; then
+    "$PY" - "$WORK/results" "$JSON" "$(cut -d' ' -f1-3 /proc/loadavg)" "$SIZE" <<'PYEOF'
+import json, statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+runs = [{"mode": m, "dir": d, "rep": int(r), "mb_s": float(v), "cpu_s_per_gb": float(c)} for m, d, r, v, c in rows]
+out = {"size": int(sys.argv[4]), "loadavg_end": sys.argv[3], "runs": runs, "summary": {}}
+for d in sorted({x["dir"] for x in runs}):
+    sel = {m: [x for x in runs if x["dir"] == d and x["mode"] == m] for m in ("proxy", "tunnel")}
+    med = {m: statistics.median([x["mb_s"] for x in v]) if v else None for m, v in sel.items()}
+    cpu = {m: statistics.median([x["cpu_s_per_gb"] for x in v]) if v else None for m, v in sel.items()}
+    byrep = {m: {x["rep"]: x["mb_s"] for x in v} for m, v in sel.items()}
+    same = [byrep["proxy"][r] / byrep["tunnel"][r] for r in byrep["proxy"] if r in byrep["tunnel"]]
+    out["summary"][d] = {
+        "proxy_mb_s": med["proxy"], "tunnel_mb_s": med["tunnel"],
+        "ratio": med["proxy"] / med["tunnel"] if med["proxy"] and med["tunnel"] else None,
+        "same_rep_ratio": statistics.median(same) if same else None,
+        "proxy_cpu_s_per_gb": cpu["proxy"], "tunnel_cpu_s_per_gb": cpu["tunnel"],
+    }
+with open(sys.argv[2], "w") as f:
+    json.dump(out, f, indent=2)
+    f.write("\n")
+PYEOF
+    echo "JSON written to $JSON"
+fi

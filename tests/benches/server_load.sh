@@ -5,7 +5,7 @@
 #   sudo tests/benches/server_load.sh [--clients N] [--rate PER_S] [--duration S] [--shards N]
 #                                     [--connect-timeout S] [--only ferrovpn|openvpn]
 #                                     [--first ferrovpn|openvpn] [--bufs BYTES] [--userspace]
-#                                     [--no-build] [--keep]
+#                                     [--json FILE] [--no-build] [--keep]
 #
 #   --clients N          simulated clients (default 200)
 #   --rate PER_S         new handshakes started per second (default 100)
@@ -20,6 +20,7 @@
 #                        (~208 KiB) and drops handshake packets in bursts.
 #   --userspace          run `ferrovpn serve --userspace` (no TUN; its netstack answers the
 #                        pings) instead of tunnel mode; openvpn always uses its TUN device
+#   --json FILE          also write the RESULT lines (with the server figures) as JSON to FILE
 #   --no-build           use the existing binaries
 #   --keep               keep the temporary directory (configs, logs) even on success
 #
@@ -58,6 +59,7 @@ USERSPACE=0
 BUFS=
 BUILD=1
 KEEP=0
+JSON=
 PKI_DIR=${PKI_DIR:-/work/shared/vectors/a-tls-crypt-udp-aes256gcm-reneg}
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
@@ -76,6 +78,7 @@ while [[ $# -gt 0 ]]; do
         --bufs) BUFS=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep) KEEP=1; shift ;;
+        --json) JSON=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -385,6 +388,27 @@ if [[ -n ${RESULT[ferrovpn]:-} && -n ${RESULT[openvpn]:-} ]]; then
         "$(ratio "$(field "$f" p99_ms)" "$(field "$o" p99_ms)")" \
         "$(ratio "${HWM[ferrovpn]}" "${HWM[openvpn]}")" \
         "$(ratio "${CPU_LOAD[ferrovpn]}" "${CPU_LOAD[openvpn]}")"
+fi
+if [[ -n $JSON ]]; then
+    for impl in "${ORDER[@]}"; do
+        [[ -n ${RESULT[$impl]:-} ]] || continue
+        echo "${RESULT[$impl]} server_hwm_kib=${HWM[$impl]} server_cpu_s=${CPU_LOAD[$impl]} server_udp_drops=${DROPS_S[$impl]} client_udp_drops=${DROPS_C[$impl]}"
+    done | python3 -c '
+import json, sys
+res = {}
+for line in sys.stdin:
+    kv = dict(w.split("=", 1) for w in line.split()[1:] if "=" in w)
+    for k, v in kv.items():
+        try:
+            kv[k] = float(v) if "." in v else int(v)
+        except ValueError:
+            pass
+    res[kv["impl"]] = kv
+meta = dict(clients=int(sys.argv[2]), rate=sys.argv[3], duration=sys.argv[4], bufs=sys.argv[5] or None,
+            loadavg_end=sys.argv[6])
+json.dump({"meta": meta, "results": res}, open(sys.argv[1], "w"), indent=2)
+' "$JSON" "$CLIENTS" "$RATE" "$DURATION" "$BUFS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "JSON written to $JSON"
 fi
 if [[ $FAILED != 0 ]]; then
     echo "server_load: a run FAILED (see above)" >&2
