@@ -18,6 +18,7 @@ mod parser;
 mod profile;
 mod server_parser;
 mod server_profile;
+mod upstream_proxy;
 
 pub use inline::inline_profile;
 pub use keyfile::{KeyKind, generate as generate_key, pem as pem_block, static_key_file};
@@ -26,6 +27,7 @@ pub use parser::{FileLoader, FsLoader, ProfileError, load_profile, parse_profile
 pub use profile::*;
 pub use server_parser::{load_server_profile, parse_ccd, parse_server_profile};
 pub use server_profile::*;
+pub use upstream_proxy::{HttpProxy, SocksProxy, UpstreamProxy};
 
 #[cfg(test)]
 mod mem_loader;

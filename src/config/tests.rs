@@ -76,7 +76,8 @@ fn minimal_profile_has_openvpn_defaults() {
         vec![Remote {
             host: "vpn.example.com".into(),
             port: 1194,
-            proto: Proto::Udp
+            proto: Proto::Udp,
+            proxy: None,
         }]
     );
     assert!(p.pull);

@@ -15,4 +15,5 @@ pub mod server;
 #[cfg(test)]
 pub(crate) mod sim;
 pub mod tls;
+pub mod upstream;
 pub mod wire;

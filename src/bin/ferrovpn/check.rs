@@ -124,6 +124,9 @@ pub fn run(path: &Path, server: bool, json: bool) -> ExitCode {
                             "remote".into(),
                             format!("{} {} {:?}", r.host, r.port, r.proto),
                         ));
+                        if let Some(proxy) = &r.proxy {
+                            s.push(("proxy".into(), proxy.to_string()));
+                        }
                     }
                     s.push((
                         "data-ciphers".into(),
