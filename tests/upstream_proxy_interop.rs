@@ -13,7 +13,7 @@
 mod support;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::client::{Client, ClientImpl};
@@ -94,7 +94,7 @@ impl ProxyLab {
     }
 
     /// The client connects, pings the server's tunnel address and moves 2+2 MB checksummed.
-    fn connect_and_move_data(&self, imp: ClientImpl, profile: &PathBuf) -> Client {
+    fn connect_and_move_data(&self, imp: ClientImpl, profile: &Path) -> Client {
         let mut client = Client::start(&self.lab, imp, profile, &[]);
         if let Err(e) = client.wait_connected(1, CONNECT_TIMEOUT) {
             self.lab.dump_logs();
@@ -117,6 +117,17 @@ impl ProxyLab {
     fn log(&self, name: &str) -> String {
         fs::read_to_string(self.lab.dir.join(name)).unwrap_or_default()
     }
+}
+
+/// A refused proxy login is final: the client stops with exit status 1 instead of retrying.
+fn assert_exits_with_failure(client: &mut Client) {
+    let status = client.proc.wait_timeout(Duration::from_secs(20));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "the client should stop with exit status 1 after the proxy refused the login:\n{}",
+        client.log_text()
+    );
 }
 
 fn tinyproxy_conf(pl: &ProxyLab) -> String {
@@ -193,16 +204,20 @@ fn http_proxy_wrong_password_is_reported() {
         &format!("http-proxy {} 3128 {auth}", pl.lab.server_underlay_v4()),
     );
     let mut client = Client::start(&pl.lab, imp, &profile, &[]);
-    let r = client.proc.wait_for_log("407", 1, Duration::from_secs(20));
+    // tinyproxy answers wrong Basic credentials with 401 (other proxies: 407).
+    let r = client
+        .proc
+        .wait_for_log("refused the credentials", 1, Duration::from_secs(20));
     let log = client.log_text();
     if r.is_err() {
         pl.lab.dump_logs();
     }
     assert!(
-        log.contains("refused the credentials") && log.contains("407"),
+        log.contains("refused the credentials") && log.contains("HTTP proxy"),
         "no clear error for a wrong proxy password:\n{log}"
     );
     assert!(!log.contains("wrong-password"), "the password was logged");
+    assert_exits_with_failure(&mut client);
     client.terminate(Duration::from_secs(15));
     proxy.stop();
 }
@@ -292,6 +307,7 @@ fn socks_proxy_wrong_password_is_reported() {
         log.contains("SOCKS proxy") && log.contains("refused the user name and password"),
         "no clear error for a wrong SOCKS password:\n{log}"
     );
+    assert_exits_with_failure(&mut client);
     client.terminate(Duration::from_secs(15));
     proxy.stop();
 }

@@ -225,7 +225,10 @@ async fn session(
         tokio::select! {
             t = super::upstream::connect(proxy, remote, profile.server_poll_timeout) => match t {
                 Ok(t) => t,
-                Err(e) => return reconnect(e),
+                Err(super::upstream::Failure::Retry(e)) => return reconnect(e),
+                Err(super::upstream::Failure::Fatal(e)) => {
+                    return (SessionEnd::Stop(Outcome::Failed(e)), None)
+                }
             },
             _ = stop.wait_for(|s| *s) => return (SessionEnd::Stop(Outcome::Stopped), None),
         }

@@ -391,7 +391,7 @@ mod tests {
             parse_response_head(b"HTTP/1.1 abc\r\n\r\n"),
             Err(ResponseError::NotHttp(_))
         ));
-        assert_eq!(parse_response_head(&vec![b'H'; 4]), Ok(None));
+        assert_eq!(parse_response_head(&[b'H'; 4]), Ok(None));
         let mut long = b"HTTP/1.1 200 OK\r\n".to_vec();
         long.resize(MAX_HEAD + 1, b'a');
         assert_eq!(parse_response_head(&long), Err(ResponseError::TooLong));

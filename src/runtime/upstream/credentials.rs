@@ -14,8 +14,11 @@ pub(super) struct ProxyCreds {
     pub(super) pass: Zeroizing<String>,
 }
 
+/// A user name and password typed on the terminal.
+type Typed = (String, Zeroizing<String>);
+
 /// Answers typed on the terminal, per proxy (`host:port`), kept for reconnections.
-static PROMPTED: Mutex<Option<HashMap<String, (String, Zeroizing<String>)>>> = Mutex::new(None);
+static PROMPTED: Mutex<Option<HashMap<String, Typed>>> = Mutex::new(None);
 
 /// The credentials for the proxy `key`: from the profile, or asked on the terminal.
 pub(super) async fn get(

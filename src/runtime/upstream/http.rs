@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::credentials;
-use super::{dial, read_message};
+use super::{Failure, dial, read_message};
 use crate::config::HttpProxy;
 use crate::proto::upstream::TargetAddr;
 use crate::proto::upstream::digest::{DigestRequest, basic_authorization, digest_authorization};
@@ -27,13 +27,15 @@ pub(super) async fn connect(
     addr: SocketAddr,
     target: &TargetAddr,
     timeout: Duration,
-) -> Result<(TcpStream, Vec<u8>), String> {
+) -> Result<(TcpStream, Vec<u8>), Failure> {
     let timeout = h.timeout.unwrap_or(timeout);
     let key = format!("{}:{}", h.host, h.port);
     let uri = target.to_string();
     let mut authorization: Option<String> = None;
     if h.method == AuthMethod::Basic {
-        let c = credentials::get(&key, h.credentials.as_ref(), "http-proxy").await?;
+        let c = credentials::get(&key, h.credentials.as_ref(), "http-proxy")
+            .await
+            .map_err(Failure::Fatal)?;
         authorization = Some(basic_authorization(&c.user, &c.pass));
     }
     let mut nc = 0u32;
@@ -69,11 +71,23 @@ pub(super) async fn connect(
                 info!("HTTP proxy {key} connected to {uri}");
                 return Ok((stream, rest));
             }
+            // tinyproxy answers wrong Basic credentials with a 401 instead of a 407.
+            401 if authorization.is_some() => {
+                return Err(Failure::Fatal(format!(
+                    "HTTP proxy {key}: {} ({})",
+                    crate::proto::upstream::http_connect::ChallengeError::Refused,
+                    head.status_line
+                )));
+            }
             407 => {
-                let answer =
-                    choose_answer(h.method, &head.challenges(), authorization.is_some())
-                        .map_err(|e| format!("HTTP proxy {key}: {e} ({})", head.status_line))?;
-                let c = credentials::get(&key, h.credentials.as_ref(), "http-proxy").await?;
+                // A 407 is final: after credentials were sent, or with no usable scheme.
+                let answer = choose_answer(h.method, &head.challenges(), authorization.is_some())
+                    .map_err(|e| {
+                    Failure::Fatal(format!("HTTP proxy {key}: {e} ({})", head.status_line))
+                })?;
+                let c = credentials::get(&key, h.credentials.as_ref(), "http-proxy")
+                    .await
+                    .map_err(Failure::Fatal)?;
                 authorization = Some(match answer {
                     Answer::Basic => basic_authorization(&c.user, &c.pass),
                     Answer::Digest(ch) => {
@@ -92,21 +106,21 @@ pub(super) async fn connect(
                                 nc,
                             },
                         )
-                        .map_err(|e| format!("HTTP proxy {key}: {e}"))?
+                        .map_err(|e| Failure::Fatal(format!("HTTP proxy {key}: {e}")))?
                     }
                 });
                 // The proxy may close after a 407: the answer goes on a new connection.
                 drop(stream);
             }
             _ => {
-                return Err(format!(
+                return Err(Failure::Retry(format!(
                     "the HTTP proxy {key} refused to connect to {uri}: {}",
                     head.status_line
-                ));
+                )));
             }
         }
     }
-    Err(format!(
+    Err(Failure::Fatal(format!(
         "the HTTP proxy {key} kept asking for authentication (the credentials were refused)"
-    ))
+    )))
 }

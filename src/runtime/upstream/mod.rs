@@ -18,13 +18,28 @@ use super::transport::Transport;
 use crate::config::{Remote, UpstreamProxy};
 use crate::proto::upstream::TargetAddr;
 
+/// Why reaching the server through a proxy failed. Errors are ready to show.
+#[derive(Debug)]
+pub enum Failure {
+    /// Worth another attempt (proxy down, timeout, refused target).
+    Retry(String),
+    /// Retrying cannot help: the proxy refused the credentials, or there are none to give.
+    Fatal(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Retry(s)
+    }
+}
+
 /// Connects to `remote` through `proxy`. Returns the proxy's address (the peer the packets go
-/// to, for the route exception) and the transport. Errors are ready to show.
+/// to, for the route exception) and the transport.
 pub async fn connect(
     proxy: &UpstreamProxy,
     remote: &Remote,
     timeout: Duration,
-) -> Result<(SocketAddr, Transport), String> {
+) -> Result<(SocketAddr, Transport), Failure> {
     // The proxy resolves the server's name: the name is sent as is.
     let target = TargetAddr::new(&remote.host, remote.port);
     let (host, port) = proxy.host_port();

@@ -10,7 +10,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, info};
 
 use super::credentials;
-use super::{dial, read_message};
+use super::{Failure, dial, read_message};
 use crate::config::SocksProxy;
 use crate::proto::upstream::TargetAddr;
 use crate::proto::upstream::socks5::{self, UdpDatagram, UdpSource};
@@ -21,7 +21,7 @@ pub(super) async fn connect(
     addr: SocketAddr,
     target: &TargetAddr,
     timeout: Duration,
-) -> Result<TcpStream, String> {
+) -> Result<TcpStream, Failure> {
     let mut stream = dial(addr, timeout).await?;
     let bound = handshake(s, &mut stream, socks5::CMD_CONNECT, target, timeout).await?;
     info!(
@@ -37,7 +37,7 @@ pub(super) async fn associate(
     addr: SocketAddr,
     target: TargetAddr,
     timeout: Duration,
-) -> Result<SocksUdpPath, String> {
+) -> Result<SocksUdpPath, Failure> {
     let mut control = dial(addr, timeout).await?;
     let local = control
         .local_addr()
@@ -82,7 +82,7 @@ async fn handshake(
     cmd: u8,
     target: &TargetAddr,
     timeout: Duration,
-) -> Result<SocketAddr, String> {
+) -> Result<SocketAddr, Failure> {
     let key = format!("{}:{}", s.host, s.port);
     let with_password = s.credentials.is_some();
     let mut msg = Vec::new();
@@ -94,16 +94,19 @@ async fn handshake(
     .await
     .map_err(|e| format!("SOCKS proxy {key}: {e}"))?;
     if method == socks5::METHOD_USER_PASS {
-        let c = credentials::get(&key, s.credentials.as_ref(), "socks-proxy").await?;
+        let c = credentials::get(&key, s.credentials.as_ref(), "socks-proxy")
+            .await
+            .map_err(Failure::Fatal)?;
         msg.clear();
         socks5::user_pass_request(&c.user, &c.pass, &mut msg).map_err(|e| e.to_string())?;
         send(stream, &msg).await?;
         msg.fill(0);
+        // A refused login is final: the same credentials would be refused again.
         read_message(stream, timeout, "the SOCKS login", |b| {
             socks5::parse_user_pass_reply(b).map(|o| o.map(|()| ((), 2)))
         })
         .await
-        .map_err(|e| format!("SOCKS proxy {key}: {e}"))?;
+        .map_err(|e| Failure::Fatal(format!("SOCKS proxy {key}: {e}")))?;
     }
     msg.clear();
     socks5::request(cmd, target, &mut msg).map_err(|e| e.to_string())?;
