@@ -999,8 +999,8 @@ fn refused_directives() {
         ("dev-type tap", "dev tap is not supported"),
         ("dev myvpn", "dev-type"),
         ("pkcs12 client.p12", "openssl pkcs12 -in client.p12"),
+        // An HTTP proxy carries TCP only; the profile says proto udp (the default).
         ("http-proxy proxy.example 8080", "proxy"),
-        ("socks-proxy 127.0.0.1 1080", "proxy"),
         ("secret static.key 1", "static-key mode is not supported"),
         ("tls-server", "server configuration"),
         ("mode server", "server configuration"),
