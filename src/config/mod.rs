@@ -22,6 +22,7 @@ mod profile;
 mod server_parser;
 mod server_profile;
 mod tls_options;
+mod upstream_proxy;
 
 pub use client_management::ClientManagement;
 pub use inline::inline_profile;
@@ -31,6 +32,7 @@ pub use parser::{FileLoader, FsLoader, ProfileError, load_profile, parse_profile
 pub use profile::*;
 pub use server_parser::{load_server_profile, parse_ccd, parse_server_profile};
 pub use server_profile::*;
+pub use upstream_proxy::{HttpProxy, SocksProxy, UpstreamProxy};
 
 #[cfg(test)]
 mod legacy_tests;

@@ -14,6 +14,7 @@ use super::lexer::{RawDirective, split_directives};
 use super::material;
 use super::profile::*;
 use super::tls_options;
+use super::upstream_proxy;
 use crate::proto::keys::{Cipher, Digest, KeyDirection};
 
 mod p2p;
@@ -214,10 +215,11 @@ const INLINE_OK: &[&str] = &[
 const DEFAULT_PORT: u16 = 1194;
 
 /// The per-connection settings (OpenVPN's `connection_entry`) that a `Remote` is built from.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct ConnDefaults {
     proto: Proto,
     port: u16,
+    proxy: upstream_proxy::ProxyDefaults,
 }
 
 /// A `remote` line before defaults are applied.
@@ -257,6 +259,7 @@ struct Parser<'a> {
     p2p: p2p::P2pDirectives,
     /// The last `comp-lzo`/`compress`: (line, directive).
     compression_line: Option<(usize, &'static str)>,
+    http_proxy_user_pass: Option<FileArg>,
 }
 
 impl<'a> std::ops::Deref for Parser<'a> {
@@ -282,6 +285,7 @@ impl<'a> Parser<'a> {
             ce: ConnDefaults {
                 proto: Proto::Udp,
                 port: DEFAULT_PORT,
+                proxy: Default::default(),
             },
             global_remotes: Vec::new(),
             connections: Vec::new(),
@@ -295,6 +299,7 @@ impl<'a> Parser<'a> {
             user_vars: Vec::new(),
             p2p: p2p::P2pDirectives::default(),
             compression_line: None,
+            http_proxy_user_pass: None,
         }
     }
 
@@ -526,19 +531,21 @@ impl<'a> Parser<'a> {
                     "ignored: the local address and port are chosen by the system",
                 );
             }
-            "http-proxy" | "socks-proxy" => {
-                return Err(self.err(
-                    d,
-                    "connecting through a proxy is not supported yet; without it the server \
-                     cannot be reached",
-                ));
+            "http-proxy" | "socks-proxy" | "http-proxy-option" | "http-proxy-timeout" => {
+                let mut pd = std::mem::take(&mut self.ce.proxy);
+                let r = match upstream_proxy::custom_header(&self.cx, d, &mut pd) {
+                    Ok(false) => upstream_proxy::handle(&self.cx, d, &mut pd),
+                    r => r,
+                };
+                self.ce.proxy = pd;
+                r?;
             }
-            "http-proxy-option"
-            | "http-proxy-user-pass"
-            | "http-proxy-retry"
-            | "http-proxy-timeout"
-            | "socks-proxy-retry" => {
-                self.warn(d, "ignored (proxies are not supported yet)");
+            "http-proxy-user-pass" => {
+                self.nargs(d, 1, 1)?;
+                self.http_proxy_user_pass = Some(self.file_arg(d)?);
+            }
+            "http-proxy-retry" | "socks-proxy-retry" => {
+                self.warn(d, "ignored (removed in OpenVPN 2.5; connect-retry applies)");
             }
 
             // --- TLS material -----------------------------------------------------------------
@@ -908,7 +915,7 @@ impl<'a> Parser<'a> {
             message: e.message,
         })?;
         let mut block = ConnBlock {
-            ce: self.ce,
+            ce: self.ce.clone(),
             remote: None,
         };
         for raw in &inner {
@@ -922,10 +929,18 @@ impl<'a> Parser<'a> {
         let Some(r) = block.remote else {
             return Err(self.err(d, "each <connection> block needs one 'remote'"));
         };
+        let proto = r.proto.unwrap_or(block.ce.proto);
+        let proxy = upstream_proxy::finish(
+            &self.cx,
+            &block.ce.proxy,
+            self.http_proxy_user_pass.as_ref(),
+            proto.is_tcp(),
+        )?;
         self.connections.push(Remote {
             host: r.host,
             port: r.port.unwrap_or(block.ce.port),
-            proto: r.proto.unwrap_or(block.ce.proto),
+            proto,
+            proxy,
         });
         Ok(())
     }
@@ -953,10 +968,13 @@ impl<'a> Parser<'a> {
                 block.ce.proto = self.proto(d, &a[0])?;
             }
             "nobind" | "float" => self.nargs(d, 0, 0)?,
+            "http-proxy" | "socks-proxy" | "http-proxy-option" | "http-proxy-timeout" => {
+                if !upstream_proxy::custom_header(&self.cx, d, &mut block.ce.proxy)? {
+                    upstream_proxy::handle(&self.cx, d, &mut block.ce.proxy)?;
+                }
+            }
             "lport" | "bind" | "local" | "mtu-disc" | "link-mtu" | "tun-mtu-extra" | "udp-mtu"
-            | "max-packet-size" | "http-proxy-option" | "http-proxy-retry"
-            | "http-proxy-timeout" | "socks-proxy-retry" | "http-proxy" | "socks-proxy"
-            | "fragment" => {
+            | "max-packet-size" | "http-proxy-retry" | "socks-proxy-retry" | "fragment" => {
                 return self.handle(d, None);
             }
             "connect-retry"
@@ -1092,16 +1110,24 @@ impl<'a> Parser<'a> {
             }
             self.profile.remotes = std::mem::take(&mut self.connections);
         } else {
-            let ce = self.ce;
-            self.profile.remotes = self
-                .global_remotes
-                .drain(..)
-                .map(|(_, r)| Remote {
+            let ce = self.ce.clone();
+            let mut remotes = Vec::new();
+            for (_, r) in std::mem::take(&mut self.global_remotes) {
+                let proto = r.proto.unwrap_or(ce.proto);
+                let proxy = upstream_proxy::finish(
+                    &self.cx,
+                    &ce.proxy,
+                    self.http_proxy_user_pass.as_ref(),
+                    proto.is_tcp(),
+                )?;
+                remotes.push(Remote {
                     host: r.host,
                     port: r.port.unwrap_or(ce.port),
-                    proto: r.proto.unwrap_or(ce.proto),
-                })
-                .collect();
+                    proto,
+                    proxy,
+                });
+            }
+            self.profile.remotes = remotes;
         }
         if self.profile.remotes.is_empty() {
             return Err(self.incomplete("no 'remote' directive: there is no server to connect to"));

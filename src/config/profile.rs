@@ -136,6 +136,8 @@ pub struct Remote {
     pub port: u16,
     /// Transport (default from `proto`, else UDP).
     pub proto: Proto,
+    /// `http-proxy` / `socks-proxy` this remote is reached through.
+    pub proxy: Option<super::UpstreamProxy>,
 }
 
 /// `proto` values.

@@ -76,7 +76,8 @@ fn minimal_profile_has_openvpn_defaults() {
         vec![Remote {
             host: "vpn.example.com".into(),
             port: 1194,
-            proto: Proto::Udp
+            proto: Proto::Udp,
+            proxy: None,
         }]
     );
     assert!(p.pull);
@@ -1051,8 +1052,8 @@ fn refused_directives() {
     for (line, needle) in [
         ("dev myvpn", "dev-type"),
         ("pkcs12 client.p12", "openssl pkcs12 -in client.p12"),
+        // An HTTP proxy carries TCP only; the profile says proto udp (the default).
         ("http-proxy proxy.example 8080", "proxy"),
-        ("socks-proxy 127.0.0.1 1080", "proxy"),
         ("secret static.key 1", "cannot be combined with 'client'"),
         ("tls-server", "server configuration"),
         ("mode server", "server configuration"),

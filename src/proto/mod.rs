@@ -16,4 +16,5 @@ pub mod server;
 #[cfg(test)]
 pub(crate) mod sim;
 pub mod tls;
+pub mod upstream;
 pub mod wire;

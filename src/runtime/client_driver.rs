@@ -280,28 +280,47 @@ async fn session(
             None,
         )
     };
-    let addr = match resolve(remote).await {
-        Ok(a) => a,
-        Err(e) => return reconnect(e),
-    };
     let tcp = remote.proto.is_tcp();
-    tracing::debug!("resolved {addr}");
-    info!(
-        "connecting to {addr} over {}",
-        if tcp { "TCP" } else { "UDP" }
-    );
-    let mut transport = tokio::select! {
-        t = Transport::connect(addr, tcp, profile.server_poll_timeout) => match t {
-            Ok(t) => t,
-            Err(e) => return reconnect(format!("cannot reach the server {addr}: {e}")),
-        },
-        _ = stop.wait_for(|s| *s) => return (SessionEnd::Stop(Outcome::Stopped), None),
+    // Through a proxy, `addr` is the proxy's: the peer of the packets and the route exception.
+    let (addr, mut transport) = if let Some(proxy) = &remote.proxy {
+        info!(
+            "connecting to {}:{} through {proxy}",
+            remote.host, remote.port
+        );
+        tokio::select! {
+            t = super::upstream::connect(proxy, remote, profile.server_poll_timeout) => match t {
+                Ok(t) => t,
+                Err(super::upstream::Failure::Retry(e)) => return reconnect(e),
+                Err(super::upstream::Failure::Fatal(e)) => {
+                    return (SessionEnd::Stop(Outcome::Failed(e)), None)
+                }
+            },
+            _ = stop.wait_for(|s| *s) => return (SessionEnd::Stop(Outcome::Stopped), None),
+        }
+    } else {
+        let addr = match resolve(remote).await {
+            Ok(a) => a,
+            Err(e) => return reconnect(e),
+        };
+        tracing::debug!("resolved {addr}");
+        info!(
+            "connecting to {addr} over {}",
+            if tcp { "TCP" } else { "UDP" }
+        );
+        let transport = tokio::select! {
+            t = Transport::connect(addr, tcp, profile.server_poll_timeout) => match t {
+                Ok(t) => t,
+                Err(e) => return reconnect(format!("cannot reach the server {addr}: {e}")),
+            },
+            _ = stop.wait_for(|s| *s) => return (SessionEnd::Stop(Outcome::Stopped), None),
+        };
+        (addr, transport)
     };
     let mev = &opts.events;
     mev.state(State::Wait, "");
     let local = match &transport {
         Transport::Tcp { stream, .. } => stream.local_addr().ok(),
-        Transport::Udp(_) => None,
+        Transport::Udp(_) | Transport::SocksUdp(_) => None,
     };
     let mut heard = false;
     let mut cfg = match ClientConfig::from_profile(

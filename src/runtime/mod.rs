@@ -19,3 +19,4 @@ pub mod rng;
 pub mod server;
 pub mod signals;
 pub mod transport;
+pub mod upstream;

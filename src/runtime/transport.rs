@@ -29,6 +29,8 @@ pub enum Transport {
         /// Framing buffer for sends.
         out: Vec<u8>,
     },
+    /// UDP through a SOCKS5 relay (`socks-proxy` with `proto udp`).
+    SocksUdp(super::upstream::SocksUdpPath),
 }
 
 impl Transport {
@@ -66,6 +68,19 @@ impl Transport {
         }
     }
 
+    /// A TCP transport over an established stream (through a proxy); `early` holds bytes
+    /// already read from it.
+    pub fn from_tcp(stream: TcpStream, early: &[u8]) -> Result<Self, String> {
+        let _ = stream.set_nodelay(true);
+        let mut deframer = TcpDeframer::new();
+        deframer.push(early);
+        Ok(Self::Tcp {
+            stream,
+            deframer,
+            out: Vec::with_capacity(2048),
+        })
+    }
+
     /// Sends one OpenVPN packet.
     pub async fn send(&mut self, packet: &[u8]) -> io::Result<()> {
         match self {
@@ -80,6 +95,7 @@ impl Transport {
                 frame(packet, out).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 stream.write_all(out).await
             }
+            Self::SocksUdp(p) => p.send(packet).await,
         }
     }
 
@@ -130,6 +146,7 @@ impl Transport {
                 }
                 deframer.push(&chunk[..n]);
             },
+            Self::SocksUdp(p) => p.recv(buf).await,
         }
     }
 
@@ -152,6 +169,7 @@ impl Transport {
                 buf.extend_from_slice(&p);
                 Some(())
             }
+            Self::SocksUdp(p) => p.try_recv(buf),
         }
     }
 }

@@ -115,6 +115,9 @@ pub struct Knobs {
     pub extra_client: Vec<String>,
     /// Extra command-line arguments for `ferrovpn connect` (ignored for the reference client).
     pub ferrovpn_args: Vec<String>,
+    /// `local` address of the server instead of the underlay one (e.g. 127.0.0.1, so that only
+    /// a proxy in the server namespace reaches it).
+    pub listen: Option<String>,
 }
 
 impl Default for Knobs {
@@ -138,6 +141,7 @@ impl Default for Knobs {
             extra_server: Vec::new(),
             extra_client: Vec::new(),
             ferrovpn_args: Vec::new(),
+            listen: None,
         }
     }
 }
@@ -178,6 +182,9 @@ impl OpenVpnServer {
                 lab.server_underlay_v4()
             )),
             Proto::Udp6 => line(&format!("proto udp6\nlocal {}", lab.server_underlay_v6())),
+        }
+        if let Some(l) = &knobs.listen {
+            line(&format!("local {l}"));
         }
         line(&format!("port {PORT}"));
         line(&format!("server 198.19.{x}.0 255.255.255.0"));

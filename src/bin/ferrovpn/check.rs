@@ -71,6 +71,9 @@ fn client_summary(p: &Profile) -> Vec<(String, String)> {
             "remote",
             format!("{} {} {:?}", r.host, r.port, r.proto).to_lowercase(),
         );
+        if let Some(proxy) = &r.proxy {
+            add("proxy", proxy.to_string());
+        }
     }
     if p.remote_random {
         add("remote-random", "yes".into());
