@@ -25,7 +25,6 @@ use std::fs;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,27 +33,16 @@ use ferrovpn::proto::wire::{ControlPacket, ControlWrap, Opcode, Role};
 use rand::Rng as _;
 use support::client::ferrovpn_bin;
 use support::netns::Proc;
+use support::nobody::{binary, ferrovpn_argv, is_root};
 use support::pki::{KeyAlg, Pki};
 use support::proxy::{Dest, WEBSRV_PY, blob, http_get, sha256_hex, socks5_connect};
 
 const LOG_READY: &str = "Initialization Sequence Completed";
-const AS_NOBODY: [&str; 5] = [
-    "setpriv",
-    "--reuid=nobody",
-    "--regid=nogroup",
-    "--clear-groups",
-    "--",
-];
 const FLOOD: Duration = Duration::from_secs(12);
 /// Datagrams a second the flooder aims at (the three kinds together).
 const FLOOD_RATE: u64 = 3000;
 const SOURCES: usize = 256;
 const MAX_RSS_GROWTH_KIB: u64 = 20 * 1024;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn in_path(prog: &str) -> bool {
     std::env::var_os("PATH")
@@ -156,38 +144,6 @@ fn free_port(tcp: bool) -> u16 {
             .unwrap()
             .port()
     }
-}
-
-/// The ferrovpn binary as `nobody` can run it (copied into the scratch directory if needed).
-fn binary(scratch: &Scratch) -> String {
-    let bin = ferrovpn_bin().expect("ferrovpn binary");
-    let b = bin.to_string_lossy().into_owned();
-    if !is_root() {
-        return b;
-    }
-    let ok = Command::new("setpriv")
-        .args(&AS_NOBODY[1..])
-        .args(["test", "-x", &b])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return b;
-    }
-    let copy = scratch.dir.join("ferrovpn");
-    fs::copy(&bin, &copy).expect("copy the ferrovpn binary");
-    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod");
-    copy.to_string_lossy().into_owned()
-}
-
-fn ferrovpn_argv<'a>(bin: &'a str, args: &[&'a str]) -> Vec<&'a str> {
-    let mut v = if is_root() {
-        AS_NOBODY.to_vec()
-    } else {
-        Vec::new()
-    };
-    v.push(bin);
-    v.extend_from_slice(args);
-    v
 }
 
 /// An OpenVPN static key file (`-----BEGIN OpenVPN Static key V1-----`) of random bytes.
@@ -296,7 +252,7 @@ fn bogus_hard_reset_flood() {
         return;
     }
     let mut scratch = Scratch::new(tag);
-    let bin = binary(&scratch);
+    let bin = binary(&scratch.dir);
     let verb = std::env::var("FERROVPN_INTEROP_VERB").unwrap_or_else(|_| "4".into());
     let pki = Pki::generate(&scratch.dir.join("pki"), KeyAlg::EcdsaP256);
     fs::set_permissions(&pki.dir, fs::Permissions::from_mode(0o755)).unwrap();

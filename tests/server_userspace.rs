@@ -26,32 +26,20 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use support::client::ferrovpn_bin;
 use support::netns::Proc;
+use support::nobody::{binary, ferrovpn_argv, is_root};
 use support::pki::{KeyAlg, Pki};
 use support::proxy::{Dest, WEBSRV_PY, blob, http_get, sha256_hex, socks5_connect};
 
 const LOG_READY: &str = "Initialization Sequence Completed";
 const SIZE: usize = 50_000_000;
 const SEED: u32 = 4242;
-const AS_NOBODY: [&str; 5] = [
-    "setpriv",
-    "--reuid=nobody",
-    "--regid=nogroup",
-    "--clear-groups",
-    "--",
-];
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn in_path(prog: &str) -> bool {
     std::env::var_os("PATH")
@@ -173,40 +161,6 @@ fn free_udp_port() -> u16 {
     s.local_addr().unwrap().port()
 }
 
-/// The ferrovpn binary as the processes' user can run it (copied into the scratch directory if
-/// `nobody` cannot reach the build's copy).
-fn binary(scratch: &Scratch) -> String {
-    let bin = ferrovpn_bin().expect("ferrovpn binary");
-    let b = bin.to_string_lossy().into_owned();
-    if !is_root() {
-        return b;
-    }
-    let ok = Command::new("setpriv")
-        .args(&AS_NOBODY[1..])
-        .args(["test", "-x", &b])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return b;
-    }
-    let copy = scratch.dir.join("ferrovpn");
-    fs::copy(&bin, &copy).expect("copy the ferrovpn binary");
-    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod");
-    copy.to_string_lossy().into_owned()
-}
-
-/// argv for a ferrovpn process: as `nobody` when we are root.
-fn ferrovpn_argv<'a>(bin: &'a str, args: &[&'a str]) -> Vec<&'a str> {
-    let mut v = if is_root() {
-        AS_NOBODY.to_vec()
-    } else {
-        Vec::new()
-    };
-    v.push(bin);
-    v.extend_from_slice(args);
-    v
-}
-
 /// `GET /metrics` on the health listener; the value of `ferrovpn_tunnel_bytes_total{direction=DIR}`.
 fn tunnel_bytes(health: SocketAddr) -> Result<(u64, u64), String> {
     let mut s = TcpStream::connect_timeout(&health, Duration::from_secs(3))
@@ -235,7 +189,7 @@ fn userspace_http_50mb() {
     }
     let started = Instant::now();
     let mut scratch = Scratch::new(tag);
-    let bin = binary(&scratch);
+    let bin = binary(&scratch.dir);
     let verb = std::env::var("FERROVPN_INTEROP_VERB").unwrap_or_else(|_| "4".into());
 
     // Keys and certificates, world-readable (test material only).

@@ -16,6 +16,7 @@ pub mod client;
 pub mod impair;
 pub mod lab_multi;
 pub mod netns;
+pub mod nobody;
 pub mod openvpn;
 pub mod pki;
 pub mod proxy;
