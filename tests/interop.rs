@@ -207,6 +207,14 @@ fn standard(tag: &str, knobs: Knobs) {
     };
     s.check_tunnel();
     s.bulk_default();
+    if s.imp() == ClientImpl::Ferrovpn {
+        // The bulk transfer went through batched TUN reads and writes (TUN offload).
+        let log = s.client.log_text();
+        assert!(
+            log.contains("offload on"),
+            "[{tag}] the TUN device was opened without offload:\n{log}"
+        );
+    }
     s.finish();
 }
 

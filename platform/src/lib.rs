@@ -22,6 +22,8 @@ mod error;
 mod net_linux;
 pub mod sys;
 #[cfg(target_os = "linux")]
+mod tun_batch;
+#[cfg(target_os = "linux")]
 mod tun_linux;
 
 use std::future::Future;
@@ -31,6 +33,8 @@ pub use dns::{DnsBackend, DnsConfig, DnsGuard, apply_dns, recover_dns};
 pub use error::PlatformError;
 #[cfg(target_os = "linux")]
 pub use net_linux::{NetConfigurator, RouteInfo};
+#[cfg(target_os = "linux")]
+pub use tun_batch::{BATCH, RecvBatch, SEND_HEADROOM, SendBatch};
 #[cfg(target_os = "linux")]
 pub use tun_linux::{LinuxTun, open_tun};
 
@@ -43,6 +47,11 @@ pub struct TunConfig {
     pub mtu: u16,
     /// A TAP device (Ethernet frames) instead of TUN (IP packets).
     pub layer2: bool,
+    /// Linux: ask for the offload header (`IFF_VNET_HDR`, TSO/USO), so one read can return a
+    /// 64 KiB super-packet; use [`LinuxTun::recv_batch`]/[`LinuxTun::send_batch`] on such a device
+    /// ([`Tun::recv`] then refuses). Ignored for TAP devices. Falls back to plain packets when the
+    /// kernel refuses.
+    pub offload: bool,
 }
 
 /// A layer-3 packet device.

@@ -9,10 +9,11 @@ use crate::{PlatformError, Tun, TunConfig};
 /// that carries one Ethernet frame per call). The device disappears (with its addresses and
 /// routes) when this value is dropped.
 pub struct LinuxTun {
-    dev: tun_rs::AsyncDevice,
+    pub(crate) dev: tun_rs::AsyncDevice,
     name: String,
-    mtu: u16,
+    pub(crate) mtu: u16,
     index: u32,
+    pub(crate) offload: bool,
 }
 
 impl std::fmt::Debug for LinuxTun {
@@ -41,19 +42,33 @@ pub async fn open_tun(cfg: &TunConfig) -> Result<LinuxTun, PlatformError> {
             cfg.mtu
         )));
     }
-    let mut builder = tun_rs::DeviceBuilder::new()
-        .mtu(cfg.mtu)
-        .packet_information(false)
-        .enable(true);
-    if cfg.layer2 {
-        builder = builder.layer(tun_rs::Layer::L2);
-    }
-    if let Some(name) = &cfg.name {
-        builder = builder.name(name.clone());
-    }
-    let dev = builder
-        .build_async()
-        .map_err(|e| PlatformError::tun_open(cfg.name.as_deref(), e))?;
+    let builder = |offload: bool| {
+        let mut b = tun_rs::DeviceBuilder::new()
+            .mtu(cfg.mtu)
+            .packet_information(false)
+            .enable(true)
+            .offload(offload);
+        if cfg.layer2 {
+            b = b.layer(tun_rs::Layer::L2);
+        }
+        if let Some(name) = &cfg.name {
+            b = b.name(name.clone());
+        }
+        b
+    };
+    let want_offload = cfg.offload && !cfg.layer2;
+    let dev = match builder(want_offload).build_async() {
+        Ok(d) => d,
+        // An old kernel or a container may refuse the offload flags: plain packets then.
+        Err(e) if want_offload => {
+            tracing::debug!("TUN offload refused ({e}), using one packet per read");
+            builder(false)
+                .build_async()
+                .map_err(|e| PlatformError::tun_open(cfg.name.as_deref(), e))?
+        }
+        Err(e) => return Err(PlatformError::tun_open(cfg.name.as_deref(), e)),
+    };
+    let offload = want_offload && (dev.tcp_gso() || dev.udp_gso());
     let name = dev
         .name()
         .map_err(|e| PlatformError::tun_open(cfg.name.as_deref(), e))?;
@@ -61,12 +76,13 @@ pub async fn open_tun(cfg: &TunConfig) -> Result<LinuxTun, PlatformError> {
         .if_index()
         .map_err(|e| PlatformError::tun_open(Some(&name), e))?;
     let mtu = dev.mtu().unwrap_or(cfg.mtu);
-    tracing::debug!(%name, index, mtu, "TUN device up");
+    tracing::debug!(%name, index, mtu, offload, "TUN device up");
     Ok(LinuxTun {
         dev,
         name,
         mtu,
         index,
+        offload,
     })
 }
 
@@ -87,10 +103,22 @@ impl Tun for LinuxTun {
     }
 
     async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.offload {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this TUN device has the offload header: read it with recv_batch",
+            ));
+        }
         self.dev.recv(buf).await
     }
 
     async fn send(&self, packet: &[u8]) -> io::Result<()> {
+        if self.offload {
+            // Slow path: one packet with an empty offload header.
+            let mut one = crate::SendBatch::new();
+            one.push(packet);
+            return self.send_batch(&mut one).await;
+        }
         let n = self.dev.send(packet).await?;
         if n != packet.len() {
             return Err(io::Error::new(

@@ -209,6 +209,7 @@ async fn child(ns: &str, state_dir: &Path) {
         name: Some("fvup0".into()),
         mtu: 1500,
         layer2: false,
+        offload: false,
     })
     .await
     .unwrap();
@@ -243,6 +244,7 @@ async fn child(ns: &str, state_dir: &Path) {
             name: Some("fvpn0".into()),
             mtu: 1400,
             layer2: false,
+            offload: false,
         })
         .await
         .unwrap(),
@@ -380,6 +382,7 @@ async fn child(ns: &str, state_dir: &Path) {
             name: Some("a-name-far-too-long".into()),
             mtu: 1400,
             layer2: false,
+            offload: false,
         })
         .await,
         Err(PlatformError::InvalidArgument(_))

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use ferrovpn_platform::RecvBatch;
+
 use super::clock;
+use super::datagram_batch::{RxQueue, TxQueue};
 use super::device::Device;
 use super::drop_report::DropReport;
 use super::management::client_state::State;
@@ -107,7 +110,7 @@ pub async fn run(
         Ok(s) => s,
         Err(e) => return Outcome::Failed(e),
     };
-    let device = Device::tun(opts.dev.clone(), profile.layer2, state_dir);
+    let device = Device::tun(opts.dev.clone(), profile.layer2, true, state_dir);
     run_with(profile, credentials, opts, device, stop, None).await
 }
 
@@ -356,7 +359,9 @@ async fn session(
     let mut out = Vec::with_capacity(2048);
     let mut rbuf = Vec::with_capacity(65536);
     let mut pkt = Vec::with_capacity(65536);
-    let mut tbuf = vec![0u8; 65536];
+    let mut rxq = RxQueue::new(quinn_udp::BATCH_SIZE);
+    let mut txq = TxQueue::new();
+    let mut tun_rx = RecvBatch::new(client.tun_mtu().max(1500));
     let mut closing = false;
     loop {
         let now = clock::now();
@@ -439,26 +444,22 @@ async fn session(
             continue;
         }
         tokio::select! {
-            r = transport.recv(&mut rbuf) => {
+            r = transport.recv_queue(&mut rxq, &mut rbuf) => {
                 match r {
                     Ok(()) => {
                         let now = clock::now();
-                        let mut n = 0;
                         if !heard {
                             heard = true;
                             mev.state(State::Auth, "");
                         }
-                        loop {
-                            mev.link_in(rbuf.len());
-                            if client.handle_datagram(now, &rbuf, &mut pkt) {
-                                mev.tun_write(pkt.len(), rbuf.len());
-                                device.send(&pkt).await;
-                            }
-                            n += 1;
-                            if n >= 64 || transport.try_recv(&mut rbuf).is_none() {
-                                break;
+                        for d in rxq.datagrams() {
+                            mev.link_in(d.len());
+                            if client.handle_datagram(now, d, &mut pkt) {
+                                mev.tun_write(pkt.len(), d.len());
+                                device.push(&pkt).await;
                             }
                         }
+                        device.flush().await;
                     }
                     Err(e) => {
                         log_session_counters(&client);
@@ -468,18 +469,23 @@ async fn session(
                     }
                 }
             }
-            r = device.recv(&mut tbuf), if connected && !closing => {
+            r = device.recv_batch(&mut tun_rx), if connected && !closing => {
                 match r {
                     Ok(n) => {
                         let now = clock::now();
-                        mev.tun_read(n);
-                        if client.encapsulate(now, &mut tbuf[..n], &mut out) {
-                            if let Err(e) = transport.send(&out).await {
-                                let token = client.auth_token().map(|(_, t)| t.to_owned());
-                                return (SessionEnd::Reconnect { reason: format!("sending to {addr}: {e}"), advance: false }, token);
+                        for i in 0..n {
+                            let p = tun_rx.packet_mut(i);
+                            mev.tun_read(p.len());
+                            if client.encapsulate(now, p, &mut out) {
+                                txq.push(&out);
                             }
-                            mev.link_out(out.len());
                         }
+                        let bytes = txq.bytes();
+                        if let Err(e) = transport.send_queue(&mut txq).await {
+                            let token = client.auth_token().map(|(_, t)| t.to_owned());
+                            return (SessionEnd::Reconnect { reason: format!("sending to {addr}: {e}"), advance: false }, token);
+                        }
+                        mev.link_out(bytes);
                     }
                     Err(e) => {
                         error!("reading the packet device: {e}");

@@ -9,7 +9,7 @@ use std::sync::RwLock;
 
 use bytes::BytesMut;
 use ferrovpn_netstack::{PacketPipe, Stack, StackConfig};
-use ferrovpn_platform::{LinuxTun, Tun, TunConfig, open_tun};
+use ferrovpn_platform::{LinuxTun, RecvBatch, SendBatch, Tun, TunConfig, open_tun};
 use tracing::{info, warn};
 
 use super::netcfg::{Applied, NetPlan, apply};
@@ -37,6 +37,10 @@ pub struct StackDevice {
 pub struct TunDevice {
     name: Option<String>,
     layer2: bool,
+    /// Open the device with the offload header (batched reads and writes only).
+    offload: bool,
+    /// Packets waiting for [`Device::flush`].
+    tx: SendBatch,
     state_dir: PathBuf,
     tun: Option<Arc<LinuxTun>>,
     applied: Option<Applied>,
@@ -46,10 +50,15 @@ pub struct TunDevice {
 impl Device {
     /// A TUN device named `name` (or the kernel's choice), created when the tunnel comes up; a
     /// TAP device (Ethernet frames) with `layer2`.
-    pub fn tun(name: Option<String>, layer2: bool, state_dir: PathBuf) -> Self {
+    ///
+    /// With `offload` (Linux, TUN only) the device carries the kernel's offload header: use
+    /// [`Device::recv_batch`], [`Device::push`] and [`Device::flush`], not `recv`/`send`.
+    pub fn tun(name: Option<String>, layer2: bool, offload: bool, state_dir: PathBuf) -> Self {
         Self::Tun(TunDevice {
             name,
             layer2,
+            offload,
+            tx: SendBatch::new(),
             state_dir,
             tun: None,
             applied: None,
@@ -134,6 +143,73 @@ impl Device {
         }
     }
 
+    /// Waits for the next packets to send into the tunnel and takes what else is ready (up to
+    /// [`ferrovpn_platform::BATCH`]); returns how many `batch` holds. Cancel-safe.
+    pub async fn recv_batch(&mut self, batch: &mut RecvBatch) -> std::io::Result<usize> {
+        batch.clear();
+        match self {
+            Self::Tun(t) => match &t.tun {
+                Some(tun) if t.offload => tun.recv_batch(batch).await,
+                Some(tun) => {
+                    let mut one = [0u8; 65536];
+                    let n = tun.recv(&mut one).await?;
+                    batch.push(&one[..n]);
+                    Ok(batch.len())
+                }
+                None => std::future::pending().await,
+            },
+            Self::Stack(s) => match s.pipe.outbound.recv().await {
+                Some(p) => {
+                    batch.push(&p);
+                    while batch.len() < ferrovpn_platform::BATCH {
+                        match s.pipe.outbound.try_recv() {
+                            Ok(p) => {
+                                batch.push(&p);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    Ok(batch.len())
+                }
+                None => Err(std::io::Error::other("the userspace stack stopped")),
+            },
+        }
+    }
+
+    /// Queues a packet from the tunnel for [`Device::flush`], which must follow (a full queue is
+    /// written first).
+    pub async fn push(&mut self, packet: &[u8]) {
+        match self {
+            Self::Tun(t) => {
+                if t.tx.is_full() {
+                    Self::flush_tun(t).await;
+                }
+                t.tx.push(packet);
+            }
+            Self::Stack(s) => {
+                let _ = s.pipe.inbound.send(BytesMut::from(packet)).await;
+            }
+        }
+    }
+
+    /// Writes the packets queued by [`Device::push`].
+    pub async fn flush(&mut self) {
+        if let Self::Tun(t) = self {
+            Self::flush_tun(t).await;
+        }
+    }
+
+    async fn flush_tun(t: &mut TunDevice) {
+        match &t.tun {
+            Some(tun) => {
+                if let Err(e) = tun.send_batch(&mut t.tx).await {
+                    tracing::debug!("writing to {}: {e}", tun.name());
+                }
+            }
+            None => t.tx.clear(),
+        }
+    }
+
     /// Delivers a packet from the tunnel.
     pub async fn send(&mut self, packet: &[u8]) {
         match self {
@@ -177,6 +253,7 @@ impl TunDevice {
             name: self.name.clone(),
             mtu,
             layer2: self.layer2,
+            offload: self.offload,
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -185,7 +262,7 @@ impl TunDevice {
             .await
             .map_err(|e| format!("configuring {name}: {e}"))?;
         info!(
-            "{name} up: mtu {mtu}, {}{}, {} IPv4 and {} IPv6 routes, DNS {:?}",
+            "{name} up: mtu {mtu}, {}{}, {} IPv4 and {} IPv6 routes, DNS {:?}{}",
             plan.v4
                 .map(|(a, p, _)| format!("{a}/{p}"))
                 .unwrap_or_else(|| "no IPv4".into()),
@@ -194,7 +271,12 @@ impl TunDevice {
                 .unwrap_or_default(),
             plan.routes_v4.len(),
             plan.routes_v6.len(),
-            plan.dns.servers
+            plan.dns.servers,
+            if tun.offload() {
+                ", offload on (batched reads and writes)"
+            } else {
+                ""
+            }
         );
         self.tun = Some(Arc::new(tun));
         self.applied = Some(applied);

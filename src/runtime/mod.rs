@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod client_driver;
 pub mod clock;
 pub mod credentials;
+pub mod datagram_batch;
 pub mod demo;
 pub mod device;
 pub mod drop_report;

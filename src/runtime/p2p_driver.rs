@@ -32,7 +32,7 @@ pub async fn run(profile: Profile, opts: ConnectOptions, state_dir: std::path::P
             "static-key mode over TCP is not supported yet; use 'proto udp' on both peers".into(),
         );
     }
-    let mut device = Device::tun(opts.dev.clone(), profile.layer2, state_dir);
+    let mut device = Device::tun(opts.dev.clone(), profile.layer2, false, state_dir);
     let outcome = match tunnel(&profile, &mode, &mut device, stop).await {
         Ok(()) => Outcome::Stopped,
         Err(e) => Outcome::Failed(e),

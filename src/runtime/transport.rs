@@ -4,10 +4,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::datagram_batch::{RxQueue, TxQueue};
 use crate::proto::wire::{TcpDeframer, frame};
+
+/// `EIO`: what Linux returns when the device cannot do UDP GSO.
+const EIO: i32 = 5;
 
 static REFUSED_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -16,10 +20,18 @@ fn self_refused_logged(flag: &std::sync::atomic::AtomicBool) -> bool {
     flag.swap(true, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A UDP socket connected to the server, with quinn-udp's state for GSO sends and
+/// `recvmmsg`/GRO receives.
+pub struct UdpPath {
+    sock: UdpSocket,
+    state: quinn_udp::UdpSocketState,
+    peer: SocketAddr,
+}
+
 /// A connected transport.
 pub enum Transport {
     /// UDP, connected to the server's address.
-    Udp(UdpSocket),
+    Udp(UdpPath),
     /// TCP stream with its de-framer.
     Tcp {
         /// The stream.
@@ -64,7 +76,17 @@ impl Transport {
             sock.bind(&bind.into())?;
             let sock = UdpSocket::from_std(sock.into())?;
             sock.connect(addr).await?;
-            Ok(Self::Udp(sock))
+            let state = quinn_udp::UdpSocketState::new((&sock).into())?;
+            tracing::debug!(
+                "UDP batching: up to {} segments per send, {} per receive",
+                state.max_gso_segments(),
+                state.gro_segments()
+            );
+            Ok(Self::Udp(UdpPath {
+                sock,
+                state,
+                peer: addr,
+            }))
         }
     }
 
@@ -84,7 +106,7 @@ impl Transport {
     /// Sends one OpenVPN packet.
     pub async fn send(&mut self, packet: &[u8]) -> io::Result<()> {
         match self {
-            Self::Udp(s) => match s.send(packet).await {
+            Self::Udp(u) => match u.sock.send(packet).await {
                 Ok(_) => Ok(()),
                 // ICMP unreachable from an earlier send: not fatal for UDP, the peer may come back.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
@@ -102,9 +124,9 @@ impl Transport {
     /// Receives one OpenVPN packet into `buf`. Cancel-safe.
     pub async fn recv(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
         match self {
-            Self::Udp(s) => loop {
+            Self::Udp(u) => loop {
                 buf.resize(65536, 0);
-                match s.recv(buf).await {
+                match u.sock.recv(buf).await {
                     Ok(n) => {
                         buf.truncate(n);
                         return Ok(());
@@ -153,9 +175,9 @@ impl Transport {
     /// Non-blocking receive of one more packet (UDP only), for batching.
     pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Option<()> {
         match self {
-            Self::Udp(s) => {
+            Self::Udp(u) => {
                 buf.resize(65536, 0);
-                match s.try_recv(buf) {
+                match u.sock.try_recv(buf) {
                     Ok(n) => {
                         buf.truncate(n);
                         Some(())
@@ -170,6 +192,120 @@ impl Transport {
                 Some(())
             }
             Self::SocksUdp(p) => p.try_recv(buf),
+        }
+    }
+
+    /// Sends every queued packet (UDP: GSO runs of equal-size packets, one system call each;
+    /// TCP: one write) and empties the queue.
+    pub async fn send_queue(&mut self, q: &mut TxQueue) -> io::Result<()> {
+        let r = match self {
+            Self::Udp(u) => u.send_queue(q).await,
+            Self::Tcp { stream, out, .. } => {
+                out.clear();
+                for p in q.packets() {
+                    frame(p, out).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                }
+                stream.write_all(out).await
+            }
+            Self::SocksUdp(p) => {
+                let mut r = Ok(());
+                for pkt in q.packets() {
+                    if let Err(e) = p.send(pkt).await {
+                        r = Err(e);
+                        break;
+                    }
+                }
+                r
+            }
+        };
+        q.clear();
+        r
+    }
+
+    /// Waits for at least one packet, then takes what else is ready (UDP: one `recvmmsg`, GRO
+    /// runs kept whole), into `q` (emptied first). Cancel-safe.
+    pub async fn recv_queue(&mut self, q: &mut RxQueue, one: &mut Vec<u8>) -> io::Result<()> {
+        q.clear();
+        if let Self::Udp(u) = self {
+            return u.recv_queue(q).await;
+        }
+        self.recv(one).await?;
+        q.push(one);
+        while self.try_recv(one).is_some() {
+            if !q.push(one) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl UdpPath {
+    async fn send_queue(&mut self, q: &TxQueue) -> io::Result<()> {
+        for (contents, seg) in q.runs(self.state.max_gso_segments()) {
+            let t = quinn_udp::Transmit {
+                destination: self.peer,
+                ecn: None,
+                contents,
+                segment_size: (contents.len() > seg).then_some(seg),
+                src_ip: None,
+            };
+            loop {
+                self.sock.writable().await?;
+                let r = self.sock.try_io(Interest::WRITABLE, || {
+                    self.state.try_send((&self.sock).into(), &t)
+                });
+                match r {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    // ICMP unreachable from an earlier send: the peer may come back.
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
+                    // GSO refused by the device (quinn-udp then turns it off): resend one by one.
+                    Err(e) if t.segment_size.is_some() && e.raw_os_error() == Some(EIO) => {
+                        for p in contents.chunks(seg) {
+                            let _ = self.sock.send(p).await;
+                        }
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn recv_queue(&mut self, q: &mut RxQueue) -> io::Result<()> {
+        let n = q.slots.len().min(quinn_udp::BATCH_SIZE);
+        let mut meta = [quinn_udp::RecvMeta::default(); quinn_udp::BATCH_SIZE];
+        loop {
+            self.sock.readable().await?;
+            let mut iovs: Vec<std::io::IoSliceMut<'_>> = q.slots[..n]
+                .iter_mut()
+                .map(|b| std::io::IoSliceMut::new(b))
+                .collect();
+            let r = self.sock.try_io(Interest::READABLE, || {
+                self.state
+                    .recv((&self.sock).into(), &mut iovs, &mut meta[..n])
+            });
+            match r {
+                Ok(got) => {
+                    drop(iovs);
+                    for m in &meta[..got] {
+                        q.filled.push((m.len, m.stride.max(1)));
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    if !self_refused_logged(&REFUSED_LOGGED) {
+                        tracing::warn!(
+                            "the server answered with ICMP port unreachable: nothing listens on that UDP port right now (wrong port or proto, or the server is down)"
+                        );
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 }

@@ -62,6 +62,7 @@ impl ServerDevice {
             name,
             mtu: p.tun_mtu,
             layer2: false,
+            offload: false,
         })
         .await
         .map_err(|e| format!("cannot create the TUN device: {e} (tunnel mode needs root or CAP_NET_ADMIN; --userspace needs neither)"))?;
