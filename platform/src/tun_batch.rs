@@ -36,7 +36,8 @@ impl RecvBatch {
         let seg_cap = usize::from(mtu).max(1500) + 64;
         Self {
             original: vec![0; VIRTIO_NET_HDR_LEN + 65535],
-            bufs: vec![vec![0; seg_cap]; BATCH],
+            // Separate zeroed allocations, not clones: untouched pages stay non-resident.
+            bufs: (0..BATCH).map(|_| vec![0; seg_cap]).collect(),
             sizes: vec![0; BATCH],
             len: 0,
             seg_cap,

@@ -121,7 +121,9 @@ impl RxQueue {
     /// `slots` buffers of 64 KiB.
     pub fn new(slots: usize) -> Self {
         Self {
-            slots: vec![vec![0; 65536]; slots.max(1)],
+            // One zeroed allocation each (not clones of one buffer), so pages the kernel never
+            // writes into stay untouched and cost no resident memory.
+            slots: (0..slots.max(1)).map(|_| vec![0; 65536]).collect(),
             filled: Vec::with_capacity(slots.max(1)),
         }
     }

@@ -231,12 +231,27 @@ impl Transport {
         }
         self.recv(one).await?;
         q.push(one);
-        while self.try_recv(one).is_some() {
-            if !q.push(one) {
-                break;
+        loop {
+            while self.try_recv(one).is_some() {
+                if !q.push(one) {
+                    return Ok(());
+                }
+            }
+            // TCP: take whatever else the stream already holds, so one wake-up carries many
+            // packets even when the server writes them one by one.
+            let Self::Tcp {
+                stream, deframer, ..
+            } = self
+            else {
+                return Ok(());
+            };
+            let mut chunk = [0u8; 16384];
+            match stream.try_read(&mut chunk) {
+                Ok(n) if n > 0 => deframer.push(&chunk[..n]),
+                // EOF or nothing ready: the next `recv` reports or waits.
+                _ => return Ok(()),
             }
         }
-        Ok(())
     }
 }
 

@@ -8,20 +8,26 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use ferrovpn_netstack::exit::{AllowRule, ExitConfig, ExitHandle, spawn_exit};
 use ferrovpn_netstack::{IpNet, PacketPipe};
-use ferrovpn_platform::{LinuxTun, NetConfigurator, Tun, TunConfig, open_tun};
+use ferrovpn_platform::{
+    LinuxTun, NetConfigurator, RecvBatch, SendBatch, Tun, TunConfig, open_tun,
+};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::config::ServerProfile;
 
 /// The server's device, split into a packet source (a task feeding `rx`) and a sink.
+// One per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ServerDevice {
-    /// Kernel TUN device.
+    /// Kernel TUN device, read by the core itself ([`ServerDevice::tun_reader`]).
     Tun {
         /// The device.
         tun: Arc<LinuxTun>,
         /// Addresses and routes to undo.
         net: Option<NetConfigurator>,
+        /// Packets waiting for [`ServerDevice::flush`].
+        tx: SendBatch,
     },
     /// Userspace exit.
     Exit {
@@ -49,11 +55,8 @@ pub fn own_networks(p: &ServerProfile) -> Vec<IpNet> {
 }
 
 impl ServerDevice {
-    /// Opens and configures the TUN device; packets read from it go to `to_core`.
-    pub async fn open_tun(
-        p: &ServerProfile,
-        to_core: mpsc::Sender<Vec<u8>>,
-    ) -> Result<Self, String> {
+    /// Opens and configures the TUN device (with the offload header: batched reads and writes).
+    pub async fn open_tun(p: &ServerProfile) -> Result<Self, String> {
         let name = match p.dev.as_str() {
             "tun" | "" => None,
             n => Some(n.to_string()),
@@ -62,7 +65,7 @@ impl ServerDevice {
             name,
             mtu: p.tun_mtu,
             layer2: false,
-            offload: false,
+            offload: true,
         })
         .await
         .map_err(|e| format!("cannot create the TUN device: {e} (tunnel mode needs root or CAP_NET_ADMIN; --userspace needs neither)"))?;
@@ -109,26 +112,10 @@ impl ServerDevice {
             p.tun_mtu,
             p.routes.len() + p.routes_ipv6.len()
         );
-        let reader = tun.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                match reader.recv(&mut buf).await {
-                    Ok(n) => {
-                        if to_core.send(buf[..n].to_vec()).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        warn!("reading the TUN device: {e}");
-                        return;
-                    }
-                }
-            }
-        });
         Ok(Self::Tun {
             tun,
             net: Some(net),
+            tx: SendBatch::new(),
         })
     }
 
@@ -160,11 +147,32 @@ impl ServerDevice {
         Self::Exit { handle, inbound }
     }
 
-    /// Delivers a client's packet.
-    pub async fn send(&self, packet: &[u8]) {
+    /// The TUN device and a batch to read it into, for the core's loop (`None`: the userspace
+    /// exit, whose packets come through the channel given to [`ServerDevice::open_exit`]).
+    pub fn tun_reader(&self) -> Option<(Arc<LinuxTun>, RecvBatch)> {
         match self {
-            Self::Tun { tun, .. } => {
-                let _ = tun.send(packet).await;
+            Self::Tun { tun, .. } => Some((tun.clone(), RecvBatch::new(tun.mtu()))),
+            Self::Exit { .. } => None,
+        }
+    }
+
+    /// Writes the packets queued by [`ServerDevice::send`] (TUN; the exit takes them at once).
+    pub async fn flush(&mut self) {
+        if let Self::Tun { tun, tx, .. } = self
+            && let Err(e) = tun.send_batch(tx).await
+        {
+            tracing::debug!("writing to {}: {e}", tun.name());
+        }
+    }
+
+    /// Delivers a client's packet (TUN: queued until [`ServerDevice::flush`]).
+    pub async fn send(&mut self, packet: &[u8]) {
+        match self {
+            Self::Tun { tun, tx, .. } => {
+                if tx.is_full() {
+                    let _ = tun.send_batch(tx).await;
+                }
+                tx.push(packet);
             }
             Self::Exit { inbound, .. } => {
                 let _ = inbound.send(BytesMut::from(packet)).await;

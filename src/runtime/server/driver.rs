@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -19,7 +18,7 @@ use super::control::{
     ClientSnapshot, KillTarget, RouteSnapshot, ServerControl, Transport as CtlTransport,
 };
 use super::device::ServerDevice;
-use super::listen::{self, NetIn};
+use super::listen::{self, NetIn, UdpListener};
 use super::management::{LogRing, ManagementConfig, ManagementListen, serve_management};
 use super::pool::{Lease, Pool};
 use super::scripts::{ScriptCmd, ScriptRunner, ServerScriptInfo};
@@ -32,6 +31,7 @@ use crate::proto::server::{
     AuthRequest, Link, Received, Server, ServerConfig, ServerEvent, ServerWrap, TlsCryptV2ServerKey,
 };
 use crate::proto::tls::{ServerTlsSettings, server_config};
+use crate::runtime::datagram_batch::TxQueue;
 use crate::runtime::{clock, rng};
 
 /// What `ferrovpn serve` was asked for.
@@ -217,8 +217,10 @@ pub async fn run(
         info!("userspace mode: no device; clients' connections leave through this host's sockets");
         ServerDevice::open_exit(&profile, allow, opts.local_services.clone(), dev_tx)
     } else {
-        ServerDevice::open_tun(&profile, dev_tx).await?
+        drop(dev_tx);
+        ServerDevice::open_tun(&profile).await?
     };
+    let mut tun_reader = device.tun_reader();
 
     let (net_tx, mut net_rx) = mpsc::channel::<NetIn>(8192);
     let (udp, bound) = listen::start(&profile.listeners, net_tx).await?;
@@ -332,6 +334,8 @@ pub async fn run(
         profile: profile.clone(),
         udp,
         udp_of: HashMap::new(),
+        udp_tx: TxQueue::new(),
+        udp_tx_to: None,
         tcp: HashMap::new(),
         device,
         pool,
@@ -376,6 +380,26 @@ pub async fn run(
                     match net_rx.try_recv() {
                         Ok(m) => core.net_in(m).await,
                         Err(_) => break,
+                    }
+                }
+            }
+            r = async {
+                match &mut tun_reader {
+                    Some((tun, batch)) => tun.recv_batch(batch).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match r {
+                    Ok(n) => {
+                        if let Some((_, batch)) = &mut tun_reader {
+                            for i in 0..n {
+                                core.device_packet(batch.packet_mut(i)).await;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!("reading the TUN device: {e}");
+                        tun_reader = None;
                     }
                 }
             }
@@ -457,6 +481,38 @@ fn drop_privileges(p: &ServerProfile, keep_net_admin: bool) -> Result<(), String
     Ok(())
 }
 
+/// Sends `q` to `to` through listener `l` in GSO runs (one packet per send without GSO).
+async fn send_runs(l: &UdpListener, to: SocketAddr, q: &TxQueue) -> std::io::Result<()> {
+    for (contents, seg) in q.runs(l.state.max_gso_segments()) {
+        let t = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents,
+            segment_size: (contents.len() > seg).then_some(seg),
+            src_ip: None,
+        };
+        loop {
+            l.sock.writable().await?;
+            match l.sock.try_io(tokio::io::Interest::WRITABLE, || {
+                l.state.try_send((&*l.sock).into(), &t)
+            }) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if t.segment_size.is_some() => {
+                    // GSO refused (quinn-udp turns it off for later sends): one by one.
+                    debug!("udp GSO send to {to}: {e}; sending one by one");
+                    for p in contents.chunks(seg) {
+                        let _ = l.sock.send_to(p, to).await;
+                    }
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Where to send a datagram for `client` from a socket bound to `local`: dual-stack (IPv6)
 /// sockets reach IPv4 clients through IPv4-mapped addresses.
 fn udp_destination(client: SocketAddr, local: Option<SocketAddr>) -> SocketAddr {
@@ -471,8 +527,11 @@ fn udp_destination(client: SocketAddr, local: Option<SocketAddr>) -> SocketAddr 
 struct Core {
     server: Server,
     profile: Arc<ServerProfile>,
-    udp: Vec<Arc<UdpSocket>>,
+    udp: Vec<UdpListener>,
     udp_of: HashMap<SocketAddr, usize>,
+    /// UDP packets waiting for [`Core::flush_udp`], all for one destination: `(socket, to)`.
+    udp_tx: TxQueue,
+    udp_tx_to: Option<(usize, SocketAddr)>,
     tcp: HashMap<u64, mpsc::Sender<Vec<u8>>>,
     device: ServerDevice,
     pool: Pool,
@@ -491,9 +550,19 @@ impl Core {
     async fn net_in(&mut self, m: NetIn) {
         let now = clock::now();
         let (link, data) = match m {
-            NetIn::Udp { sock, from, data } => {
-                self.udp_of.insert(from, sock);
-                (Link::udp(from), data)
+            NetIn::Udp(batch) => {
+                let mut pkt = std::mem::take(&mut self.pkt);
+                let mut last = None;
+                for (from, d) in batch.datagrams() {
+                    if last != Some(from) {
+                        self.udp_of.insert(from, batch.sock);
+                        last = Some(from);
+                    }
+                    self.received(now, Link::udp(from), d, &mut pkt).await;
+                }
+                self.pkt = pkt;
+                self.events();
+                return;
             }
             NetIn::TcpOpen { conn, addr, tx } => {
                 debug!("tcp connection {conn} from {addr}");
@@ -509,13 +578,23 @@ impl Core {
             }
         };
         let mut pkt = std::mem::take(&mut self.pkt);
-        match self.server.handle_datagram(now, link, &data, &mut pkt) {
-            Received::Nothing => {}
-            Received::ToDevice => self.device.send(&pkt).await,
-            Received::ToPeer(to) => self.send(to, &pkt).await,
-        }
+        self.received(now, link, &data, &mut pkt).await;
         self.pkt = pkt;
         self.events();
+    }
+
+    async fn received(
+        &mut self,
+        now: std::time::Instant,
+        link: Link,
+        data: &[u8],
+        pkt: &mut Vec<u8>,
+    ) {
+        match self.server.handle_datagram(now, link, data, pkt) {
+            Received::Nothing => {}
+            Received::ToDevice => self.device.send(pkt).await,
+            Received::ToPeer(to) => self.send(to, pkt).await,
+        }
     }
 
     async fn device_packet(&mut self, p: &[u8]) {
@@ -535,14 +614,30 @@ impl Core {
             }
             None => {
                 let idx = self.udp_of.get(&link.addr).copied().unwrap_or(0);
-                if let Some(s) = self.udp.get(idx) {
-                    let to = udp_destination(link.addr, s.local_addr().ok());
-                    if let Err(e) = s.send_to(data, to).await {
-                        debug!("udp send to {to}: {e}");
-                    }
+                let Some(l) = self.udp.get(idx) else {
+                    return;
+                };
+                let to = udp_destination(link.addr, Some(l.local));
+                if self.udp_tx_to != Some((idx, to)) || self.udp_tx.len() >= 64 {
+                    self.flush_udp().await;
+                    self.udp_tx_to = Some((idx, to));
                 }
+                self.udp_tx.push(data);
             }
         }
+    }
+
+    /// Sends the queued UDP packets: GSO runs of equal-size packets, one system call each.
+    async fn flush_udp(&mut self) {
+        let Some((idx, to)) = self.udp_tx_to.take() else {
+            return;
+        };
+        if let Some(l) = self.udp.get(idx)
+            && let Err(e) = send_runs(l, to, &self.udp_tx).await
+        {
+            debug!("udp send to {to}: {e}");
+        }
+        self.udp_tx.clear();
     }
 
     async fn flush(&mut self) {
@@ -552,6 +647,8 @@ impl Core {
             self.send(link, &out).await;
         }
         self.out = out;
+        self.flush_udp().await;
+        self.device.flush().await;
         self.events();
     }
 

@@ -13,18 +13,42 @@ use tracing::{debug, info};
 
 use crate::config::{Family, Listener, Transport};
 use crate::proto::wire::TcpDeframer;
+use crate::runtime::datagram_batch::RxQueue;
+
+/// A bound UDP listener: the socket, quinn-udp's state for it (GSO sends, `recvmmsg`/GRO
+/// receives) and its local address.
+pub struct UdpListener {
+    /// The socket, shared by its reader task and the core (which sends).
+    pub sock: Arc<UdpSocket>,
+    /// Batching state.
+    pub state: Arc<quinn_udp::UdpSocketState>,
+    /// Where it is bound.
+    pub local: SocketAddr,
+}
+
+/// Datagrams one `recvmmsg` brought, copied back to back into one buffer.
+pub struct UdpBatch {
+    /// Index of the UDP socket.
+    pub sock: usize,
+    /// The datagrams' bytes.
+    pub data: Vec<u8>,
+    /// Per datagram: sender, offset in `data`, length.
+    pub items: Vec<(SocketAddr, usize, usize)>,
+}
+
+impl UdpBatch {
+    /// Every datagram with its sender.
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.items
+            .iter()
+            .map(|&(from, at, n)| (from, &self.data[at..at + n]))
+    }
+}
 
 /// Something from the network for the core.
 pub enum NetIn {
-    /// A UDP datagram on listener `sock`.
-    Udp {
-        /// Index of the UDP socket.
-        sock: usize,
-        /// Sender.
-        from: SocketAddr,
-        /// Datagram.
-        data: Vec<u8>,
-    },
+    /// UDP datagrams.
+    Udp(UdpBatch),
     /// A new TCP connection; the core writes packets for it into `tx` (unframed).
     TcpOpen {
         /// Connection id.
@@ -87,7 +111,7 @@ fn socket_for(l: &Listener) -> std::io::Result<Socket> {
 pub async fn start(
     listeners: &[Listener],
     to_core: mpsc::Sender<NetIn>,
-) -> Result<(Vec<Arc<UdpSocket>>, Vec<(Transport, SocketAddr)>), String> {
+) -> Result<(Vec<UdpListener>, Vec<(Transport, SocketAddr)>), String> {
     let mut udp = Vec::new();
     let mut bound = Vec::new();
     let conn_ids = Arc::new(AtomicU64::new(1));
@@ -106,28 +130,18 @@ pub async fn start(
                 let sock =
                     Arc::new(UdpSocket::from_std(s.into()).map_err(|e| format!("{what}: {e}"))?);
                 let local = sock.local_addr().map_err(|e| format!("{what}: {e}"))?;
+                let state = Arc::new(
+                    quinn_udp::UdpSocketState::new((&*sock).into())
+                        .map_err(|e| format!("{what}: {e}"))?,
+                );
                 bound.push((Transport::Udp, local));
                 let idx = udp.len();
-                udp.push(sock.clone());
-                let tx = to_core.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 65536];
-                    loop {
-                        match sock.recv_from(&mut buf).await {
-                            Ok((n, from)) => {
-                                let msg = NetIn::Udp {
-                                    sock: idx,
-                                    from: canonical(from),
-                                    data: buf[..n].to_vec(),
-                                };
-                                if tx.send(msg).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => debug!("udp receive: {e}"),
-                        }
-                    }
+                udp.push(UdpListener {
+                    sock: sock.clone(),
+                    state: state.clone(),
+                    local,
                 });
+                tokio::spawn(read_udp(sock, state, idx, to_core.clone()));
             }
             Transport::Tcp => {
                 s.listen(128).map_err(|e| format!("{what}: {e}"))?;
@@ -150,6 +164,56 @@ pub async fn start(
         info!("listening on {what}");
     }
     Ok((udp, bound))
+}
+
+/// One UDP socket's reader: a `recvmmsg` (GRO runs split by their stride) becomes one
+/// [`NetIn::Udp`] message, so the hop to the core costs one allocation per batch, not per packet.
+async fn read_udp(
+    sock: Arc<UdpSocket>,
+    state: Arc<quinn_udp::UdpSocketState>,
+    idx: usize,
+    to_core: mpsc::Sender<NetIn>,
+) {
+    let mut rx = RxQueue::new(quinn_udp::BATCH_SIZE);
+    let mut meta = [quinn_udp::RecvMeta::default(); quinn_udp::BATCH_SIZE];
+    loop {
+        if let Err(e) = sock.readable().await {
+            debug!("udp receive: {e}");
+            continue;
+        }
+        let mut iovs: Vec<std::io::IoSliceMut<'_>> = rx
+            .slots
+            .iter_mut()
+            .map(|b| std::io::IoSliceMut::new(b))
+            .collect();
+        let got = match sock.try_io(tokio::io::Interest::READABLE, || {
+            state.recv((&*sock).into(), &mut iovs, &mut meta)
+        }) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                debug!("udp receive: {e}");
+                continue;
+            }
+        };
+        drop(iovs);
+        let total: usize = meta[..got].iter().map(|m| m.len).sum();
+        let mut batch = UdpBatch {
+            sock: idx,
+            data: Vec::with_capacity(total),
+            items: Vec::with_capacity(got),
+        };
+        for (m, slot) in meta[..got].iter().zip(&rx.slots) {
+            let from = canonical(m.addr);
+            for d in slot[..m.len].chunks(m.stride.max(1)) {
+                batch.items.push((from, batch.data.len(), d.len()));
+                batch.data.extend_from_slice(d);
+            }
+        }
+        if to_core.send(NetIn::Udp(batch)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// IPv4-mapped IPv6 addresses (dual-stack sockets) shown and keyed as IPv4.
