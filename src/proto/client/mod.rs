@@ -46,6 +46,20 @@ const KEY_SWITCH_GRACE: Duration = Duration::from_secs(2);
 const EXIT_NOTIFY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a close waits for the EXIT message to be acknowledged.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// The hint when the server answered the reset but the TLS handshake stalled: OpenVPN servers
+/// drop a session whose TLS handshake fails (often without the alert reaching the client), so
+/// silence is all we get; name the usual server-side causes, then the path.
+const TLS_REFUSED_SILENTLY: &str = "the server answered the session reset but the TLS \
+    handshake never completed. An OpenVPN server drops a TLS handshake it refuses without \
+    saying why; the usual causes: the server allows only TLS below 1.2 ('tls-version-max 1.0/1.1' \
+    on the server: rustls speaks only TLS 1.2 and 1.3, so set 'tls-version-min 1.2' or remove \
+    tls-version-max there); the server offers only DHE key exchange ('tls-cipher DHE-...' with a \
+    'dh' file: rustls does ECDHE only, so use an ECDHE 'tls-cipher' or remove it on the server, \
+    and 'dh none'); or no common cipher suite or group ('tls-cipher', 'tls-ciphersuites', \
+    'tls-groups' on either side). The server's log names the reason ('TLS error'); if it shows \
+    none, the ClientHello is lost on the way (a path MTU problem: try 'proto tcp' or a smaller \
+    'tun-mtu')";
+
 /// Longest control message (PUSH_REPLY chunk, AUTH_FAILED, ...) buffered while waiting for its
 /// terminating NUL; OpenVPN's own are at most a few KiB.
 pub const MAX_CONTROL_MESSAGE: usize = 64 * 1024;
@@ -823,7 +837,7 @@ impl Client {
                     let hint = if !self.got_any {
                         "the server never answered"
                     } else if self.ch.keys.first().is_some_and(|k| k.tls.is_handshaking()) {
-                        "the server answered but the TLS handshake stalled (packet loss, or an MTU problem on the path)"
+                        TLS_REFUSED_SILENTLY
                     } else {
                         "the server did not send its configuration (PUSH_REPLY); check the server log"
                     };

@@ -222,7 +222,9 @@ pub async fn run(
     };
     let mut tun_reader = device.tun_reader();
 
-    let (net_tx, mut net_rx) = mpsc::channel::<NetIn>(8192);
+    // A UDP message carries a whole `recvmmsg` batch (up to 32 datagrams or GRO runs): a short
+    // queue bounds memory and latency when the core falls behind.
+    let (net_tx, mut net_rx) = mpsc::channel::<NetIn>(256);
     let (udp, bound) = listen::start(&profile.listeners, net_tx).await?;
     let started = clock::wall();
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
