@@ -674,24 +674,40 @@ impl<'a> Parser<'a> {
             }
             "auth-retry" => {
                 self.nargs(d, 1, 1)?;
-                match a[0].as_str() {
-                    "none" | "nointeract" => {}
-                    "interact" => self.warn(
-                        d,
-                        "credentials are not asked again interactively after a failure",
-                    ),
+                self.profile.auth_retry = match a[0].as_str() {
+                    "none" => AuthRetry::None,
+                    "nointeract" => AuthRetry::NoInteract,
+                    "interact" => AuthRetry::Interact,
                     x => {
                         return Err(self.err(
                             d,
                             format!("unknown value '{x}' (none, nointeract or interact)"),
                         ));
                     }
-                }
+                };
             }
             "auth-token" | "auth-token-user" => self.nargs(d, 1, 1)?,
             "static-challenge" => {
                 self.nargs(d, 2, 3)?;
-                self.warn(d, "static challenge/response is not supported yet, ignored");
+                let echo = match a[1].as_str() {
+                    "0" => false,
+                    "1" => true,
+                    x => {
+                        return Err(self.err(d, format!("echo flag '{x}' must be 0 or 1")));
+                    }
+                };
+                let concat = match a.get(2).map(String::as_str) {
+                    None | Some("scrv1") => false,
+                    Some("concat") => true,
+                    Some(x) => {
+                        return Err(self.err(d, format!("unknown format '{x}' (scrv1 or concat)")));
+                    }
+                };
+                self.profile.static_challenge = Some(StaticChallenge {
+                    text: a[0].clone(),
+                    echo,
+                    concat,
+                });
             }
             "auth-user-pass-optional" => {}
 
@@ -1266,6 +1282,8 @@ fn default_profile(source: &Path) -> Profile {
         data_ciphers_fallback: None,
         auth_user_pass: None,
         auth_nocache: false,
+        static_challenge: None,
+        auth_retry: AuthRetry::None,
         compression: Compression::None,
         allow_compression: AllowCompression::No,
         ping: None,

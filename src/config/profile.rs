@@ -39,6 +39,10 @@ pub struct Profile {
     pub auth_user_pass: Option<AuthUserPass>,
     /// `auth-nocache`.
     pub auth_nocache: bool,
+    /// `static-challenge TEXT ECHO [FORMAT]`: a second factor asked with the password.
+    pub static_challenge: Option<StaticChallenge>,
+    /// `auth-retry`: what an `AUTH_FAILED` does.
+    pub auth_retry: AuthRetry,
     /// Compression framing requested by the profile (`comp-lzo`, `compress`).
     pub compression: Compression,
     /// `allow-compression` (default `no`: stubs only).
@@ -429,4 +433,40 @@ impl std::fmt::Display for Warning {
             self.message
         )
     }
+}
+
+/// `static-challenge TEXT ECHO [FORMAT]` (OpenVPN's SCRV1 protocol).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticChallenge {
+    /// The prompt shown to the user.
+    pub text: String,
+    /// Whether the response is echoed while typed.
+    pub echo: bool,
+    /// `concat`: the response is appended to the password instead of the SCRV1 encoding.
+    pub concat: bool,
+}
+
+impl StaticChallenge {
+    /// The password sent to the server: `SCRV1:base64(password):base64(response)`, or
+    /// password and response concatenated with `concat`.
+    pub fn encode(&self, password: &str, response: &str) -> String {
+        use base64::Engine as _;
+        if self.concat {
+            return format!("{password}{response}");
+        }
+        let b = base64::engine::general_purpose::STANDARD;
+        format!("SCRV1:{}:{}", b.encode(password), b.encode(response))
+    }
+}
+
+/// `auth-retry`: what the client does after `AUTH_FAILED`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthRetry {
+    /// `none` (the default): stop.
+    #[default]
+    None,
+    /// `nointeract`: reconnect with the same credentials.
+    NoInteract,
+    /// `interact`: ask again, then reconnect.
+    Interact,
 }

@@ -804,18 +804,36 @@ fn auth_user_pass_forms() {
 
 #[test]
 fn auth_retry_and_friends() {
-    assert!(parse("auth-retry nointeract\n").warnings.is_empty());
-    assert!(has_warning(
-        &parse("auth-retry interact\n"),
-        "auth-retry",
-        "interactively"
-    ));
+    assert_eq!(
+        parse("auth-retry nointeract\n").auth_retry,
+        AuthRetry::NoInteract
+    );
+    assert_eq!(
+        parse("auth-retry interact\n").auth_retry,
+        AuthRetry::Interact
+    );
+    assert_eq!(parse("client\n").auth_retry, AuthRetry::None);
     assert!(parse_err("auth-retry always\n").contains("unknown value"));
-    assert!(has_warning(
-        &parse("static-challenge \"PIN\" 1\n"),
-        "static-challenge",
-        "not supported"
-    ));
+    let sc = parse("static-challenge \"Enter PIN\" 1\n")
+        .static_challenge
+        .unwrap();
+    assert_eq!(
+        sc,
+        StaticChallenge {
+            text: "Enter PIN".into(),
+            echo: true,
+            concat: false
+        }
+    );
+    // OpenVPN's SCRV1 encoding: base64 of the password and of the response.
+    assert_eq!(sc.encode("pass", "123456"), "SCRV1:cGFzcw==:MTIzNDU2");
+    let sc = parse("static-challenge OTP 0 concat\n")
+        .static_challenge
+        .unwrap();
+    assert!(!sc.echo);
+    assert_eq!(sc.encode("pass", "123456"), "pass123456");
+    assert!(parse_err("static-challenge OTP 2\n").contains("echo flag"));
+    assert!(parse_err("static-challenge OTP 1 rot13\n").contains("unknown format"));
     assert!(parse("auth-token abc\n").warnings.is_empty());
 }
 

@@ -19,7 +19,7 @@ use super::management::{ClientEvents, ClientManagementConfig};
 use super::netcfg::NetPlan;
 use super::rng::system_rng;
 use super::transport::Transport;
-use crate::config::{Profile, Proto, Remote};
+use crate::config::{AuthRetry, Profile, Proto, Remote};
 use crate::proto::client::{Client, ClientConfig, ClientError, Credentials, Event};
 use crate::proto::tls::ClientTlsOptions;
 
@@ -54,6 +54,15 @@ enum SessionEnd {
     Stop(Outcome),
     /// Reconnect (to the next remote when `advance`).
     Reconnect { reason: String, advance: bool },
+    /// Reconnect after `wait` (`AUTH_FAILED,TEMP` with a backoff).
+    RetryAfter {
+        reason: String,
+        wait: std::time::Duration,
+        advance: bool,
+    },
+    /// `AUTH_FAILED` with `auth-retry nointeract|interact`: try again (asking for the
+    /// credentials again when `ask`).
+    AuthRetry { reason: String, ask: bool },
 }
 
 /// Per-network-namespace state directory, so clients in different namespaces never share a
@@ -163,7 +172,10 @@ pub async fn run_with(
                 Some(crate::config::AuthUserPass::File { username, .. }) => Some(username.clone()),
                 _ => None,
             };
-            match events.query_credentials(user, &mut stop).await {
+            match events
+                .query_credentials(user, profile.static_challenge.as_ref(), &mut stop)
+                .await
+            {
                 Some(c) if !profile.auth_nocache => credentials = Some(c),
                 Some(c) => credentials_once = Some(c),
                 None if *stop.borrow() => break Outcome::Stopped,
@@ -192,7 +204,53 @@ pub async fn run_with(
             let _ = tx.send(TunnelState::Down);
         }
         device.on_down();
+        let end = match end {
+            (
+                SessionEnd::RetryAfter {
+                    reason,
+                    wait,
+                    advance,
+                },
+                _,
+            ) => {
+                warn!("{reason}; trying again in {wait:?} as the server asked");
+                events.reconnecting("auth-failure");
+                if advance {
+                    remote_idx += 1;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
+                }
+                continue;
+            }
+            (SessionEnd::AuthRetry { reason, ask }, _) => {
+                if ask {
+                    credentials = None;
+                    if !events.is_active() {
+                        warn!("{reason}; asking for the credentials again (auth-retry interact)");
+                        let p = profile.clone();
+                        match tokio::task::spawn_blocking(move || super::credentials::resolve(&p))
+                            .await
+                        {
+                            Ok(Ok(c)) => credentials = c,
+                            Ok(Err(e)) => break Outcome::Failed(e),
+                            Err(e) => break Outcome::Failed(e.to_string()),
+                        }
+                    }
+                }
+                (
+                    SessionEnd::Reconnect {
+                        reason,
+                        advance: false,
+                    },
+                    None,
+                )
+            }
+            other => other,
+        };
         match end {
+            (SessionEnd::RetryAfter { .. } | SessionEnd::AuthRetry { .. }, _) => unreachable!(),
             (SessionEnd::Stop(o), _) => break o,
             (SessionEnd::Reconnect { reason, advance }, token) => {
                 auth_token = token;
@@ -430,7 +488,7 @@ async fn session(
                         mev.auth_failed();
                     }
                     let token = client.auth_token().map(|(_, t)| t.to_owned());
-                    return end_of_session(e, closing, token);
+                    return end_of_session(e, closing, token, profile.auth_retry);
                 }
             }
         }
@@ -463,7 +521,7 @@ async fn session(
                     }
                     Err(e) => {
                         log_session_counters(&client);
-                        if closing { return end_of_session(ClientError::LocallyClosed, true, None) }
+                        if closing { return end_of_session(ClientError::LocallyClosed, true, None, profile.auth_retry) }
                         let token = client.auth_token().map(|(_, t)| t.to_owned());
                         return (SessionEnd::Reconnect { reason: format!("connection to {addr} lost: {e}"), advance: false }, token);
                     }
@@ -520,12 +578,39 @@ fn end_of_session(
     e: ClientError,
     closing: bool,
     token: Option<String>,
+    auth_retry: AuthRetry,
 ) -> (SessionEnd, Option<String>) {
     if closing || matches!(e, ClientError::LocallyClosed) {
         return (SessionEnd::Stop(Outcome::Stopped), None);
     }
     match &e {
+        ClientError::AuthFailed(_) if auth_retry != AuthRetry::None => (
+            SessionEnd::AuthRetry {
+                reason: e.to_string(),
+                ask: auth_retry == AuthRetry::Interact,
+            },
+            None,
+        ),
         ClientError::AuthFailed(_) => (SessionEnd::Stop(Outcome::Failed(e.to_string())), None),
+        ClientError::AuthFailedTemp {
+            backoff: Some(wait),
+            advance,
+            ..
+        } => (
+            SessionEnd::RetryAfter {
+                reason: e.to_string(),
+                wait: *wait,
+                advance: *advance,
+            },
+            None,
+        ),
+        ClientError::AuthFailedTemp { advance, .. } => (
+            SessionEnd::Reconnect {
+                reason: e.to_string(),
+                advance: *advance,
+            },
+            None,
+        ),
         ClientError::ServerHalt(_) => {
             error!("{e}");
             (SessionEnd::Stop(Outcome::Stopped), None)

@@ -26,14 +26,38 @@ pub fn resolve(profile: &Profile) -> Result<Option<Credentials>, String> {
         None => rpassword::prompt_password("Enter Auth Password: ")
             .map_err(|e| format!("cannot read the password from the terminal: {e} (put it on line 2 of the auth-user-pass file)"))?,
     };
+    let password = match &profile.static_challenge {
+        Some(sc) => {
+            let response = challenge_response(&sc.text, sc.echo)?;
+            sc.encode(&password, &response)
+        }
+        None => password,
+    };
     Ok(Some(Credentials {
         username: Zeroizing::new(username),
         password: Zeroizing::new(password),
     }))
 }
 
+/// Asks the `static-challenge` question: on the terminal (hidden unless `echo`), or one line
+/// from standard input when it is not a terminal (a pipe, a script).
+fn challenge_response(text: &str, echo: bool) -> Result<String, String> {
+    use std::io::IsTerminal as _;
+    let prompt = format!("CHALLENGE: {text} ");
+    if echo || !std::io::stdin().is_terminal() {
+        return prompt_line(&prompt).map_err(|_| {
+            format!("no answer to the static challenge '{text}' (stdin closed); answer it on the terminal, on standard input, or through the management interface (management-query-passwords)")
+        });
+    }
+    rpassword::prompt_password(prompt)
+        .map_err(|e| format!("cannot read the challenge response from the terminal: {e}"))
+}
+
 /// Whether the profile holds the whole credentials (nothing would be asked).
 pub fn complete(profile: &Profile) -> bool {
+    if profile.static_challenge.is_some() && profile.auth_user_pass.is_some() {
+        return false;
+    }
     match &profile.auth_user_pass {
         None => true,
         Some(AuthUserPass::Prompt) => false,

@@ -56,6 +56,21 @@ pub struct Client {
 impl Client {
     /// Starts the client on `profile` in the lab's client namespace (cwd: the lab directory).
     pub fn start(lab: &Lab, imp: ClientImpl, profile: &Path, ferrovpn_args: &[String]) -> Client {
+        Client::start_with_stdin(lab, imp, profile, ferrovpn_args, None)
+    }
+
+    /// [`Client::start`] with standard input read from `stdin` (answers to prompts).
+    pub fn start_with_stdin(
+        lab: &Lab,
+        imp: ClientImpl,
+        profile: &Path,
+        ferrovpn_args: &[String],
+        stdin: Option<&Path>,
+    ) -> Client {
+        let spawn = |name: &str, argv: &[&str], log: &str| match stdin {
+            Some(f) => lab.spawn_with_stdin(name, &lab.client_ns, argv, log, f),
+            None => lab.spawn(name, &lab.client_ns, argv, log),
+        };
         let profile = profile.to_string_lossy().into_owned();
         let log = format!("client-{}.log", imp.name());
         let proc = match imp {
@@ -79,15 +94,14 @@ impl Client {
                     &state,
                 ];
                 argv.extend(ferrovpn_args.iter().map(String::as_str));
-                lab.spawn("ferrovpn client", &lab.client_ns, &argv, &log)
+                spawn("ferrovpn client", &argv, &log)
             }
             ClientImpl::OpenVpn => {
                 let script = write_dns_script(&lab.dir);
                 let saved = lab.dir.join("resolv.conf.saved");
                 let updown = format!("{} {}", script.display(), saved.display());
-                lab.spawn(
+                spawn(
                     "openvpn client",
-                    &lab.client_ns,
                     &[
                         "openvpn",
                         "--config",

@@ -92,6 +92,17 @@ impl Proc {
     /// Spawns `argv` in the current namespace (no `ip netns exec`: for tests that need neither
     /// root nor kernel networking) in a new process group, stdout and stderr appended to `log`.
     pub fn spawn_here(name: &str, argv: &[&str], cwd: &Path, log: &Path) -> Proc {
+        Proc::spawn_here_stdin(name, argv, cwd, log, Stdio::null())
+    }
+
+    /// [`Proc::spawn_here`] with `stdin` as standard input (answers to prompts).
+    pub fn spawn_here_stdin(
+        name: &str,
+        argv: &[&str],
+        cwd: &Path,
+        log: &Path,
+        stdin: Stdio,
+    ) -> Proc {
         let file = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -103,7 +114,7 @@ impl Proc {
             .current_dir(cwd)
             // Plain logs: tracing-subscriber colours its output even into a file otherwise.
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(file)
             .stderr(err)
             .process_group(0)
@@ -390,6 +401,27 @@ impl Lab {
             .unwrap()
             .push((name.to_owned(), log.clone()));
         Proc::spawn_in(name, ns, argv, &self.dir, &log)
+    }
+
+    /// [`Lab::spawn`] with standard input read from `stdin_file`.
+    pub fn spawn_with_stdin(
+        &self,
+        name: &str,
+        ns: &str,
+        argv: &[&str],
+        log_name: &str,
+        stdin_file: &Path,
+    ) -> Proc {
+        let log = self.dir.join(log_name);
+        self.logs
+            .lock()
+            .unwrap()
+            .push((name.to_owned(), log.clone()));
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend_from_slice(argv);
+        let input = fs::File::open(stdin_file)
+            .unwrap_or_else(|e| panic!("open {}: {e}", stdin_file.display()));
+        Proc::spawn_here_stdin(name, &full, &self.dir, &log, Stdio::from(input))
     }
 
     /// Registers an extra file to dump on failure.

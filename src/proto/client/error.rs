@@ -26,6 +26,17 @@ pub enum ClientError {
     /// AUTH_FAILED from the server.
     #[error("the server refused the credentials (AUTH_FAILED){}", if .0.is_empty() { String::new() } else { format!(": {}", .0) })]
     AuthFailed(String),
+    /// `AUTH_FAILED,TEMP[flags]:message`: a temporary refusal; try again after `backoff` (the
+    /// server's `backoff N` flag) or the usual reconnect pause.
+    #[error("the server refused the session for now (AUTH_FAILED,TEMP){}", if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
+    AuthFailedTemp {
+        /// The server's message.
+        message: String,
+        /// How long to wait (`backoff N`).
+        backoff: Option<Duration>,
+        /// `advance addr` / `advance remote`: try the next remote.
+        advance: bool,
+    },
     /// The auth token expired (`AUTH_FAILED,SESSION:`): reconnect with the real credentials.
     #[error("the session token expired ({0}); reconnecting with the original credentials")]
     TokenExpired(String),

@@ -617,7 +617,14 @@ impl Client {
             }
         } else if let Some(reason) = text.strip_prefix("AUTH_FAILED") {
             let reason = reason.strip_prefix(',').unwrap_or(reason).to_owned();
-            if let Some(msg) = reason.strip_prefix("SESSION:") {
+            if let Some(rest) = reason.strip_prefix("TEMP") {
+                let (message, backoff, advance) = parse_auth_failed_temp(rest);
+                self.finish(ClientError::AuthFailedTemp {
+                    message,
+                    backoff,
+                    advance,
+                });
+            } else if let Some(msg) = reason.strip_prefix("SESSION:") {
                 self.auth_token = None;
                 self.finish(ClientError::TokenExpired(msg.to_owned()));
             } else if self.auth_token.is_some() && self.cfg.credentials.is_some() {
@@ -1097,6 +1104,30 @@ fn refusal_message(e: data::DataError) -> String {
          ask the server's admin for 'compress stub-v2' or 'compress migrate', or add \
          'allow-compression asym' to the profile to accept them"
     )
+}
+
+/// The part of `AUTH_FAILED,TEMP[backoff N,advance addr]:message` after `TEMP`: the message,
+/// the backoff and whether to advance to the next remote (OpenVPN 2.6's
+/// `parse_auth_failed_temp`). Unknown flags are ignored.
+fn parse_auth_failed_temp(rest: &str) -> (String, Option<Duration>, bool) {
+    let (flags, message) = match rest.strip_prefix('[') {
+        Some(r) => match r.split_once(']') {
+            Some((f, m)) => (f, m),
+            None => ("", r),
+        },
+        None => ("", rest),
+    };
+    let message = message.strip_prefix(':').unwrap_or(message).to_owned();
+    let mut backoff = None;
+    let mut advance = false;
+    for f in flags.split(',').map(str::trim) {
+        if let Some(n) = f.strip_prefix("backoff ") {
+            backoff = n.trim().parse::<u64>().ok().map(Duration::from_secs);
+        } else if f.starts_with("advance") {
+            advance = f != "advance no";
+        }
+    }
+    (message, backoff, advance)
 }
 
 /// `RESTART,[P]message` → `message`.

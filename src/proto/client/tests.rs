@@ -336,3 +336,18 @@ fn endless_control_message_is_refused_not_buffered() {
     assert!(matches!(closed, ClientError::Protocol(_)), "{closed}");
     assert!(closed.to_string().contains("terminating NUL"), "{closed}");
 }
+
+#[test]
+fn auth_failed_temp_flags() {
+    use std::time::Duration;
+    let p = super::parse_auth_failed_temp;
+    assert_eq!(
+        p("[backoff 30,advance addr]:try later"),
+        ("try later".into(), Some(Duration::from_secs(30)), true)
+    );
+    assert_eq!(p(":plain"), ("plain".into(), None, false));
+    assert_eq!(p("[advance no]:x"), ("x".into(), None, false));
+    assert_eq!(p("[backoff x]:m"), ("m".into(), None, false));
+    assert_eq!(p("[unterminated"), ("unterminated".into(), None, false));
+    assert_eq!(p(""), (String::new(), None, false));
+}

@@ -327,9 +327,14 @@ impl ClientEvents {
     /// lacks some: the ones entered before (unless forgotten) or asked now with
     /// `>PASSWORD:Need 'Auth' username/password` (`... password` when `username` is known).
     /// `None` when stopped or when the interface does not ask.
+    ///
+    /// With a `static-challenge` the line carries `SC:ECHO,TEXT` and the management client
+    /// answers with the password already encoded (`SCRV1:base64(password):base64(response)`),
+    /// as OpenVPN 2.6 expects of its GUIs.
     pub async fn query_credentials(
         &self,
         username: Option<String>,
+        challenge: Option<&crate::config::StaticChallenge>,
         stop: &mut watch::Receiver<bool>,
     ) -> Option<Credentials> {
         let inner = self.inner.as_ref()?;
@@ -352,7 +357,10 @@ impl ClientEvents {
         } else {
             "password"
         };
-        let line = format!(">PASSWORD:Need 'Auth' {what}");
+        let sc = challenge
+            .map(|c| format!(" SC:{},{}", u8::from(c.echo), c.text))
+            .unwrap_or_default();
+        let line = format!(">PASSWORD:Need 'Auth' {what}{sc}");
         *lock(&inner.pending) = Some(line.clone());
         let _ = inner.notices.send(Notice::Line(line));
         info!("Need password(s) from management interface, waiting...");
@@ -703,7 +711,7 @@ mod tests {
         );
         let (_stop_tx, mut stop) = watch::channel(false);
         let ev2 = ev.clone();
-        let q = tokio::spawn(async move { ev2.query_credentials(None, &mut stop).await });
+        let q = tokio::spawn(async move { ev2.query_credentials(None, None, &mut stop).await });
         while lock(&ev.inner.as_ref().unwrap().query).is_none() {
             tokio::task::yield_now().await;
         }
@@ -726,7 +734,7 @@ mod tests {
         );
         // Cached for the next attempt, until the server refuses them.
         let (_stop_tx, mut stop) = watch::channel(false);
-        assert!(ev.query_credentials(None, &mut stop).await.is_some());
+        assert!(ev.query_credentials(None, None, &mut stop).await.is_some());
         ev.auth_failed();
         assert!(lock(&ev.inner.as_ref().unwrap().cached).is_none());
     }

@@ -1,0 +1,216 @@
+//! Authentication against the real OpenVPN 2.6 server, its `auth-user-pass-verify` scripts
+//! deciding:
+//!
+//! - `static_challenge_scrv1`: `static-challenge "Enter PIN" 1` in the profile; the response is
+//!   read from standard input (not a terminal) and sent as `SCRV1:base64(password):
+//!   base64(response)`; the verify script accepts exactly that string, so a wrong response is
+//!   refused (AUTH_FAILED, exit status non-zero) and the right one connects.
+//! - `auth_retry_nointeract_keeps_trying`: a wrong password with `auth-retry nointeract`: the
+//!   client does not exit, it tries again (the script runs several times).
+//! - `auth_failed_temp_backoff`: the script refuses the first attempt with
+//!   `TEMP[backoff 2]:maintenance window` in `$auth_failed_reason_file` (OpenVPN 2.6 sends
+//!   `AUTH_FAILED,TEMP[backoff 2]:maintenance window`); the client says so, waits the 2 s the
+//!   server asked for and connects on the next attempt.
+//!
+//! Same prerequisites as tests/interop.rs (root, `openvpn`, network namespaces). Run:
+//! `sudo -E cargo test --test auth_interop -- --nocapture`.
+
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use support::client::{Client, ClientImpl};
+use support::netns::Lab;
+use support::openvpn::{Knobs, OpenVpnServer};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse";
+
+fn scrv1(password: &str, response: &str) -> String {
+    let b = base64::engine::general_purpose::STANDARD;
+    format!("SCRV1:{}:{}", b.encode(password), b.encode(response))
+}
+
+/// Appends `lines` to the generated client profile.
+fn add_to_profile(profile: &Path, lines: &[&str]) {
+    let mut text = fs::read_to_string(profile).expect("read profile");
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    fs::write(profile, text).expect("write profile");
+}
+
+/// A server whose verify script accepts `alice` with exactly `password`.
+fn server_expecting(lab: &Lab, password: &str) -> OpenVpnServer {
+    let mut server = OpenVpnServer::new(
+        lab,
+        Knobs {
+            user_pass: Some((USER.into(), password.into())),
+            ..Knobs::default()
+        },
+    );
+    server.start(lab);
+    server
+}
+
+fn client_with_stdin(lab: &Lab, profile: &Path, stdin: &str) -> Client {
+    let input = lab.dir.join("stdin.txt");
+    fs::write(&input, stdin).expect("write stdin");
+    Client::start_with_stdin(lab, ClientImpl::Ferrovpn, profile, &[], Some(&input))
+}
+
+fn static_challenge_run(tag: &str, response: &str) -> Option<(Lab, OpenVpnServer, Client)> {
+    support::interop_ready()?;
+    let lab = Lab::new(tag);
+    let server = server_expecting(&lab, &scrv1(PASSWORD, "123456"));
+    let profile =
+        server.client_profile_with(&lab, "client.ovpn", Some((USER.into(), PASSWORD.into())));
+    add_to_profile(&profile, &["static-challenge \"Enter PIN\" 1"]);
+    let client = client_with_stdin(&lab, &profile, &format!("{response}\n"));
+    Some((lab, server, client))
+}
+
+#[test]
+fn static_challenge_scrv1() {
+    // The right response: connected, the script saw the SCRV1 string.
+    let Some((_lab, server, mut client)) = static_challenge_run("auth-scrv1-ok", "123456") else {
+        return;
+    };
+    if let Err(e) = client.wait_connected(1, CONNECT_TIMEOUT) {
+        panic!(
+            "[auth-scrv1-ok] not connected: {e}\n--- client:\n{}\n--- server:\n{}",
+            client.log_text(),
+            server.log_text()
+        );
+    }
+    assert!(
+        server
+            .log_text()
+            .contains(&format!("check-user-pass: accepted {USER}")),
+        "the verify script did not accept the SCRV1 password"
+    );
+    client.proc.stop();
+
+    // A wrong response: refused, the client exits non-zero saying AUTH_FAILED.
+    let Some((_lab, server, mut client)) = static_challenge_run("auth-scrv1-bad", "000000") else {
+        return;
+    };
+    let status = client.proc.wait_timeout(CONNECT_TIMEOUT);
+    let log = client.log_text();
+    let status = status.unwrap_or_else(|| panic!("still running after AUTH_FAILED:\n{log}"));
+    assert!(!status.success(), "exit status {status} after AUTH_FAILED");
+    assert!(log.contains("AUTH_FAILED"), "no AUTH_FAILED in:\n{log}");
+    assert!(
+        server
+            .log_text()
+            .contains(&format!("check-user-pass: refused {USER}")),
+        "the server did not refuse the wrong response"
+    );
+}
+
+#[test]
+fn auth_retry_nointeract_keeps_trying() {
+    if support::interop_ready().is_none() {
+        return;
+    }
+    let lab = Lab::new("auth-retry");
+    let server = server_expecting(&lab, PASSWORD);
+    let profile =
+        server.client_profile_with(&lab, "client.ovpn", Some((USER.into(), "wrong".into())));
+    add_to_profile(&profile, &["auth-retry nointeract", "connect-retry 1 1"]);
+    let mut client = Client::start(&lab, ClientImpl::Ferrovpn, &profile, &[]);
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let refused = format!("check-user-pass: refused {USER}");
+    while server.count_in_log(&refused) < 3 {
+        assert!(
+            client.proc.try_status().is_none(),
+            "the client exited after AUTH_FAILED despite auth-retry nointeract:\n{}",
+            client.log_text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 attempts within {CONNECT_TIMEOUT:?}:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(client.proc.try_status().is_none(), "the client exited");
+    client.proc.stop();
+}
+
+/// The verify script for `auth_failed_temp_backoff`: refuses the first attempt with a TEMP
+/// reason, accepts the next ones.
+fn temp_then_accept_script(dir: &Path) -> PathBuf {
+    let counter = dir.join("attempts");
+    let script = dir.join("temp-then-accept.sh");
+    fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+n=$(cat {c} 2>/dev/null || echo 0)
+echo $((n + 1)) > {c}
+if [ "$n" = 0 ]; then
+  echo "TEMP[backoff 2]:maintenance window" > "$auth_failed_reason_file"
+  echo "check-user-pass: temporary refusal" >&2
+  exit 1
+fi
+echo "check-user-pass: accepted" >&2
+exit 0
+"#,
+            c = counter.display()
+        ),
+    )
+    .expect("write script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+#[test]
+fn auth_failed_temp_backoff() {
+    if support::interop_ready().is_none() {
+        return;
+    }
+    let lab = Lab::new("auth-temp");
+    let script = temp_then_accept_script(&lab.dir);
+    let mut server = OpenVpnServer::new(
+        &lab,
+        Knobs {
+            extra_server: vec![
+                "script-security 2".into(),
+                format!("auth-user-pass-verify {} via-file", script.display()),
+                "verify-client-cert none".into(),
+                "username-as-common-name".into(),
+            ],
+            ..Knobs::default()
+        },
+    );
+    server.start(&lab);
+    let profile =
+        server.client_profile_with(&lab, "client.ovpn", Some((USER.into(), PASSWORD.into())));
+    let mut client = Client::start(&lab, ClientImpl::Ferrovpn, &profile, &[]);
+    if let Err(e) = client.wait_connected(1, CONNECT_TIMEOUT) {
+        panic!(
+            "[auth-temp] not connected after the temporary refusal: {e}\n--- client:\n{}\n--- server:\n{}",
+            client.log_text(),
+            server.log_text()
+        );
+    }
+    let log = client.log_text();
+    assert!(
+        log.contains("AUTH_FAILED,TEMP") && log.contains("maintenance window"),
+        "the client did not report the temporary refusal:\n{log}"
+    );
+    assert!(
+        log.contains("trying again in 2s"),
+        "the client did not use the server's backoff:\n{log}"
+    );
+    client.proc.stop();
+}
