@@ -618,3 +618,32 @@ impl std::fmt::Display for EkuRefusal {
         }
     }
 }
+
+/// SIGUSR1 and SIGHUP to the client process restart the connection at once (a new session, the
+/// remote resolved again), as with OpenVPN; the tunnel works after each.
+#[test]
+fn client_sigusr1_and_sighup_restart() {
+    let Some(mut s) = Session::start("client-signals", Knobs::default()) else {
+        return;
+    };
+    if s.imp() != ClientImpl::Ferrovpn {
+        s.finish();
+        return;
+    }
+    for (n, sig) in [(2, libc::SIGUSR1), (3, libc::SIGHUP)] {
+        s.client.proc.signal(sig);
+        if let Err(e) = s.client.wait_connected(n, CONNECT_TIMEOUT) {
+            panic!(
+                "[client-signals] no new connection after signal {sig}: {e}\n{}",
+                s.client.log_text()
+            );
+        }
+        s.check_tunnel();
+    }
+    let log = s.client.log_text();
+    assert!(
+        log.contains("SIGUSR1 received") && log.contains("SIGHUP received"),
+        "the client did not log the signals:\n{log}"
+    );
+    s.finish();
+}

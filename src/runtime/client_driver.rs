@@ -421,6 +421,8 @@ async fn session(
     let mut txq = TxQueue::new();
     let mut tun_rx = RecvBatch::new(client.tun_mtu().max(1500));
     let mut closing = false;
+    let mut restarts = super::signals::restart_requests();
+    restarts.mark_unchanged();
     loop {
         let now = clock::now();
         if let Some(w) = drops.update(now, client.stats()) {
@@ -556,6 +558,11 @@ async fn session(
                 client.handle_timeout(clock::now());
             }
             _ = stop.wait_for(|s| *s), if !closing => {}
+            Ok(()) = restarts.changed(), if !closing => {
+                let reason = restarts.borrow_and_update().1;
+                let token = client.auth_token().map(|(_, t)| t.to_owned());
+                return (SessionEnd::Reconnect { reason: reason.into(), advance: false }, token);
+            }
             sig = mev.restart_requested(), if !closing => {
                 let reason = if sig == super::management::client::Signal::Hup { "SIGHUP" } else { "SIGUSR1" };
                 info!("{reason} received from the management interface, restarting");

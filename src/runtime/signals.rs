@@ -22,3 +22,44 @@ pub fn stop_on_signals() -> Result<watch::Receiver<bool>, String> {
     });
     Ok(rx)
 }
+
+/// Why the session was asked to restart by a process signal.
+static RESTART: std::sync::OnceLock<watch::Sender<(u64, &'static str)>> =
+    std::sync::OnceLock::new();
+
+/// Installs the handlers of SIGUSR1 and SIGHUP (restart the session: the remote is resolved
+/// again, as dynamic-DNS setups rely on) once per process; returns a receiver that changes on
+/// each such signal, carrying the signal's name. Without a tokio runtime able to install the
+/// handlers, the receiver simply never changes.
+pub fn restart_requests() -> watch::Receiver<(u64, &'static str)> {
+    RESTART
+        .get_or_init(|| {
+            let (tx, _) = watch::channel((0, ""));
+            let tx2 = tx.clone();
+            match (
+                signal(SignalKind::user_defined1()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(mut usr1), Ok(mut hup)) => {
+                    tokio::spawn(async move {
+                        loop {
+                            let name = tokio::select! {
+                                _ = usr1.recv() => "SIGUSR1",
+                                _ = hup.recv() => "SIGHUP",
+                            };
+                            info!("{name} received, restarting the connection");
+                            tx2.send_modify(|(n, r)| {
+                                *n += 1;
+                                *r = name;
+                            });
+                        }
+                    });
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!("cannot install SIGUSR1/SIGHUP handlers: {e}")
+                }
+            }
+            tx
+        })
+        .subscribe()
+}
