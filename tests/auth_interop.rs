@@ -11,6 +11,13 @@
 //!   `TEMP[backoff 2]:maintenance window` in `$auth_failed_reason_file` (OpenVPN 2.6 sends
 //!   `AUTH_FAILED,TEMP[backoff 2]:maintenance window`); the client says so, waits the 2 s the
 //!   server asked for and connects on the next attempt.
+//! - `dynamic_challenge_crv1`: the script refuses the first attempt with
+//!   `CRV1:R,E:state42:base64(alice):Enter the code` in `$auth_failed_reason_file`; the client
+//!   asks the question (answer from standard input) and reconnects with password
+//!   `CRV1::state42::4321`, which the script accepts.
+//! - `auth_pending_web_auth`: the script defers (exit 2) with `WEB_AUTH::URL` in
+//!   `$auth_pending_file` and accepts 3 s later through `$auth_control_file`; the client prints
+//!   the URL, stays pending past nothing but the server's timeout, then connects.
 //!
 //! Same prerequisites as tests/interop.rs (root, `openvpn`, network namespaces). Run:
 //! `sudo -E cargo test --test auth_interop -- --nocapture`.
@@ -211,6 +218,112 @@ fn auth_failed_temp_backoff() {
     assert!(
         log.contains("trying again in 2s"),
         "the client did not use the server's backoff:\n{log}"
+    );
+    client.proc.stop();
+}
+
+/// A server whose verify script is `body` (a shell script); the client gets alice's password.
+fn server_with_script(lab: &Lab, name: &str, body: &str) -> (OpenVpnServer, PathBuf) {
+    let script = lab.dir.join(name);
+    fs::write(&script, body).expect("write script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut server = OpenVpnServer::new(
+        lab,
+        Knobs {
+            extra_server: vec![
+                "script-security 2".into(),
+                format!("auth-user-pass-verify {} via-file", script.display()),
+                "verify-client-cert none".into(),
+                "username-as-common-name".into(),
+            ],
+            ..Knobs::default()
+        },
+    );
+    server.start(lab);
+    let profile =
+        server.client_profile_with(lab, "client.ovpn", Some((USER.into(), PASSWORD.into())));
+    (server, profile)
+}
+
+#[test]
+fn dynamic_challenge_crv1() {
+    if support::interop_ready().is_none() {
+        return;
+    }
+    let lab = Lab::new("auth-crv1");
+    let user_b64 = base64::engine::general_purpose::STANDARD.encode(USER);
+    let script = format!(
+        r#"#!/bin/sh
+u=$(sed -n 1p "$1")
+p=$(sed -n 2p "$1")
+if [ "$u" = '{USER}' ] && [ "$p" = '{PASSWORD}' ]; then
+  echo "CRV1:R,E:state42:{user_b64}:Enter the code" > "$auth_failed_reason_file"
+  echo "check-user-pass: challenge sent" >&2
+  exit 1
+fi
+if [ "$u" = '{USER}' ] && [ "$p" = 'CRV1::state42::4321' ]; then
+  echo "check-user-pass: challenge answered" >&2
+  exit 0
+fi
+echo "check-user-pass: refused $u" >&2
+exit 1
+"#
+    );
+    let (server, profile) = server_with_script(&lab, "crv1.sh", &script);
+    let mut client = client_with_stdin(&lab, &profile, "4321\n");
+    if let Err(e) = client.wait_connected(1, CONNECT_TIMEOUT) {
+        panic!(
+            "[auth-crv1] not connected: {e}\n--- client:\n{}\n--- server:\n{}",
+            client.log_text(),
+            server.log_text()
+        );
+    }
+    assert!(
+        server
+            .log_text()
+            .contains("check-user-pass: challenge answered")
+    );
+    assert!(
+        client.log_text().contains("Enter the code"),
+        "the client did not show the question"
+    );
+    client.proc.stop();
+}
+
+#[test]
+fn auth_pending_web_auth() {
+    if support::interop_ready().is_none() {
+        return;
+    }
+    let lab = Lab::new("auth-webauth");
+    let url = "https://198.18.0.1/sso/login?session=7";
+    let script = format!(
+        r#"#!/bin/sh
+printf '60\nwebauth\nWEB_AUTH::{url}\n' > "$auth_pending_file"
+( sleep 3; echo 1 > "$auth_control_file" ) >/dev/null 2>&1 &
+echo "check-user-pass: deferred" >&2
+exit 2
+"#
+    );
+    let (server, profile) = server_with_script(&lab, "webauth.sh", &script);
+    // hand-window shorter than the wait: only the server's AUTH_PENDING timeout keeps it alive.
+    add_to_profile(&profile, &["hand-window 2"]);
+    let mut client = Client::start(&lab, ClientImpl::Ferrovpn, &profile, &[]);
+    if let Err(e) = client.wait_connected(1, CONNECT_TIMEOUT) {
+        panic!(
+            "[auth-webauth] not connected: {e}\n--- client:\n{}\n--- server:\n{}",
+            client.log_text(),
+            server.log_text()
+        );
+    }
+    let log = client.log_text();
+    assert!(
+        log.contains(url),
+        "the client did not print the URL:\n{log}"
+    );
+    assert!(
+        log.contains("authentication pending (up to 60s)"),
+        "the client did not take the server's timeout:\n{log}"
     );
     client.proc.stop();
 }

@@ -60,6 +60,13 @@ enum SessionEnd {
         wait: std::time::Duration,
         advance: bool,
     },
+    /// `AUTH_FAILED,CRV1`: answer the question, then reconnect at once with these credentials.
+    Challenge {
+        username: String,
+        state: String,
+        text: String,
+        echo: bool,
+    },
     /// `AUTH_FAILED` with `auth-retry nointeract|interact`: try again (asking for the
     /// credentials again when `ask`).
     AuthRetry { reason: String, ask: bool },
@@ -190,7 +197,7 @@ pub async fn run_with(
         let end = session(
             &profile,
             remote,
-            credentials.clone().or(credentials_once.take()),
+            credentials_once.take().or(credentials.clone()),
             auth_token.take(),
             &opts,
             &mut device,
@@ -224,6 +231,27 @@ pub async fn run_with(
                 }
                 continue;
             }
+            (
+                SessionEnd::Challenge {
+                    username,
+                    state,
+                    text,
+                    echo,
+                },
+                _,
+            ) => {
+                info!("the server asks a challenge question (CRV1): {text}");
+                match ask(text, echo).await {
+                    Ok(answer) => {
+                        credentials_once = Some(Credentials {
+                            username: zeroize::Zeroizing::new(username),
+                            password: zeroize::Zeroizing::new(format!("CRV1::{state}::{answer}")),
+                        });
+                        continue;
+                    }
+                    Err(e) => break Outcome::Failed(e),
+                }
+            }
             (SessionEnd::AuthRetry { reason, ask }, _) => {
                 if ask {
                     credentials = None;
@@ -250,7 +278,12 @@ pub async fn run_with(
             other => other,
         };
         match end {
-            (SessionEnd::RetryAfter { .. } | SessionEnd::AuthRetry { .. }, _) => unreachable!(),
+            (
+                SessionEnd::RetryAfter { .. }
+                | SessionEnd::AuthRetry { .. }
+                | SessionEnd::Challenge { .. },
+                _,
+            ) => unreachable!(),
             (SessionEnd::Stop(o), _) => break o,
             (SessionEnd::Reconnect { reason, advance }, token) => {
                 auth_token = token;
@@ -306,6 +339,13 @@ pub async fn run_with(
     };
     events.exiting(reason).await;
     outcome
+}
+
+/// Asks a challenge question without blocking the runtime's other tasks.
+async fn ask(text: String, echo: bool) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || super::credentials::challenge_response(&text, echo))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 async fn resolve(remote: &Remote) -> Result<SocketAddr, String> {
@@ -483,6 +523,21 @@ async fn session(
                 }
                 Event::TlsEstablished(d) => info!("control channel: {d}"),
                 Event::Info(m) => info!("server: {m}"),
+                Event::OpenUrl(url) => {
+                    warn!(
+                        "authentication pending: open {url} in a browser and log in there; the connection goes on once the server accepts"
+                    );
+                }
+                Event::CrText { echo, text } => {
+                    info!("authentication pending: the server asks '{text}'");
+                    match ask(text, echo).await {
+                        Ok(answer) => client.send_cr_response(clock::now(), &answer),
+                        Err(e) => {
+                            client.close(clock::now());
+                            return (SessionEnd::Stop(Outcome::Failed(e)), None);
+                        }
+                    }
+                }
                 Event::Warning(w) => warn!("{w}"),
                 Event::Closed(e) => {
                     log_session_counters(&client);
@@ -599,6 +654,20 @@ fn end_of_session(
             None,
         ),
         ClientError::AuthFailed(_) => (SessionEnd::Stop(Outcome::Failed(e.to_string())), None),
+        ClientError::Challenge {
+            echo,
+            state,
+            username,
+            text,
+        } => (
+            SessionEnd::Challenge {
+                username: username.clone(),
+                state: state.clone(),
+                text: text.clone(),
+                echo: *echo,
+            },
+            None,
+        ),
         ClientError::AuthFailedTemp {
             backoff: Some(wait),
             advance,

@@ -39,14 +39,14 @@ pub fn resolve(profile: &Profile) -> Result<Option<Credentials>, String> {
     }))
 }
 
-/// Asks the `static-challenge` question: on the terminal (hidden unless `echo`), or one line
+/// Asks a challenge question (`static-challenge`, CRV1, CR_TEXT): on the terminal (hidden unless `echo`), or one line
 /// from standard input when it is not a terminal (a pipe, a script).
-fn challenge_response(text: &str, echo: bool) -> Result<String, String> {
+pub fn challenge_response(text: &str, echo: bool) -> Result<String, String> {
     use std::io::IsTerminal as _;
     let prompt = format!("CHALLENGE: {text} ");
     if echo || !std::io::stdin().is_terminal() {
         return prompt_line(&prompt).map_err(|_| {
-            format!("no answer to the static challenge '{text}' (stdin closed); answer it on the terminal, on standard input, or through the management interface (management-query-passwords)")
+            format!("no answer to the challenge '{text}' (stdin closed); answer it on the terminal or on standard input")
         });
     }
     rpassword::prompt_password(prompt)

@@ -37,6 +37,20 @@ pub enum ClientError {
         /// `advance addr` / `advance remote`: try the next remote.
         advance: bool,
     },
+    /// `AUTH_FAILED,CRV1:flags:state:base64(user):text`: the server asks a question (dynamic
+    /// challenge); answer it and reconnect with user `username` and password
+    /// `CRV1::state::response`.
+    #[error("the server asks: {text}")]
+    Challenge {
+        /// `E`: the answer may be echoed.
+        echo: bool,
+        /// The server's state id, returned with the answer.
+        state: String,
+        /// The user name to answer with.
+        username: String,
+        /// The question.
+        text: String,
+    },
     /// The auth token expired (`AUTH_FAILED,SESSION:`): reconnect with the real credentials.
     #[error("the session token expired ({0}); reconnecting with the original credentials")]
     TokenExpired(String),

@@ -122,6 +122,8 @@ pub struct Client {
     next_reset_resend: Option<Instant>,
     auth_token: Option<Zeroizing<String>>,
     auth_token_user: Option<String>,
+    /// `AUTH_PENDING,timeout N`: the handshake may last until then.
+    pending_until: Option<Instant>,
     exit_notify_left: u32,
     next_exit_notify: Option<Instant>,
     transmits: VecDeque<Vec<u8>>,
@@ -164,6 +166,7 @@ impl Client {
             next_reset_resend: Some(first_resend),
             auth_token: cfg.auth_token.clone().map(Zeroizing::new),
             auth_token_user: None,
+            pending_until: None,
             exit_notify_left: 0,
             next_exit_notify: None,
             transmits: VecDeque::new(),
@@ -283,6 +286,15 @@ impl Client {
             self.stats.tx_bytes += ip_packet.len() as u64;
         }
         ok
+    }
+
+    /// Answers a `CR_TEXT` question (control message `CR_RESPONSE,base64(answer)`).
+    pub fn send_cr_response(&mut self, now: Instant, answer: &str) {
+        use base64::Engine as _;
+        let b = base64::engine::general_purpose::STANDARD.encode(answer);
+        if let Err(e) = self.send_control_message(now, &format!("CR_RESPONSE,{b}")) {
+            self.fail(e);
+        }
     }
 
     /// Runs timers.
@@ -617,7 +629,9 @@ impl Client {
             }
         } else if let Some(reason) = text.strip_prefix("AUTH_FAILED") {
             let reason = reason.strip_prefix(',').unwrap_or(reason).to_owned();
-            if let Some(rest) = reason.strip_prefix("TEMP") {
+            if let Some(c) = reason.strip_prefix("CRV1:").and_then(parse_crv1) {
+                self.finish(c);
+            } else if let Some(rest) = reason.strip_prefix("TEMP") {
                 let (message, backoff, advance) = parse_auth_failed_temp(rest);
                 self.finish(ClientError::AuthFailedTemp {
                     message,
@@ -643,14 +657,26 @@ impl Client {
                 "the server is shutting down".into(),
             ));
         } else if let Some(rest) = text.strip_prefix("AUTH_PENDING") {
+            // `AUTH_PENDING,timeout N`: the handshake may take that long (a web login, a push
+            // notification to confirm), not just hand-window.
+            let timeout = rest
+                .trim_start_matches(',')
+                .split(',')
+                .find_map(|kv| kv.trim().strip_prefix("timeout "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            // Without a timeout, the wait starts over (hand-window from now).
+            self.pending_until = Some(now + timeout.unwrap_or(self.cfg.hand_window));
             self.events.push_back(Event::Info(format!(
-                "authentication pending{rest}: complete it as the server instructs"
+                "authentication pending{}: complete it as the server instructs",
+                timeout
+                    .map(|t| format!(" (up to {}s)", t.as_secs()))
+                    .unwrap_or_default()
             )));
             self.next_push_request = Some(now + PUSH_REQUEST_INTERVAL);
-        } else if let Some(rest) = text
-            .strip_prefix("INFO_PRE,")
-            .or_else(|| text.strip_prefix("INFO,"))
-        {
+        } else if let Some(rest) = text.strip_prefix("INFO_PRE,") {
+            self.events.push_back(info_pre_event(rest));
+        } else if let Some(rest) = text.strip_prefix("INFO,") {
             self.events.push_back(Event::Info(rest.to_owned()));
         } else {
             self.events
@@ -840,7 +866,11 @@ impl Client {
                     }
                     self.next_reset_resend = Some(now + self.cfg.tls_timeout);
                 }
-                if now >= self.started + self.cfg.hand_window {
+                let deadline = (self.started + self.cfg.hand_window).max(
+                    self.pending_until
+                        .unwrap_or(self.started + self.cfg.hand_window),
+                );
+                if now >= deadline {
                     let hint = if !self.got_any {
                         "the server never answered"
                     } else if self.ch.keys.first().is_some_and(|k| k.tls.is_handshaking()) {
@@ -1128,6 +1158,48 @@ fn parse_auth_failed_temp(rest: &str) -> (String, Option<Duration>, bool) {
         }
     }
     (message, backoff, advance)
+}
+
+/// `INFO_PRE,...` during pending authentication: a URL to open (`WEB_AUTH:flags:url`,
+/// `OPEN_URL:url`), a question (`CR_TEXT:flags:text`), or plain information.
+fn info_pre_event(rest: &str) -> Event {
+    if let Some(r) = rest.strip_prefix("WEB_AUTH:") {
+        let url = r.split_once(':').map_or(r, |(_flags, url)| url);
+        return Event::OpenUrl(url.to_owned());
+    }
+    if let Some(url) = rest.strip_prefix("OPEN_URL:") {
+        return Event::OpenUrl(url.to_owned());
+    }
+    if let Some(r) = rest.strip_prefix("CR_TEXT:")
+        && let Some((flags, text)) = r.split_once(':')
+    {
+        return Event::CrText {
+            echo: flags.split(',').any(|f| f == "E"),
+            text: text.to_owned(),
+        };
+    }
+    Event::Info(rest.to_owned())
+}
+
+/// `AUTH_FAILED,CRV1:flags:state_id:base64(username):text` (after `CRV1:`), as OpenVPN's
+/// management notes define it; `None` when malformed.
+fn parse_crv1(rest: &str) -> Option<ClientError> {
+    use base64::Engine as _;
+    let mut parts = rest.splitn(4, ':');
+    let flags = parts.next()?;
+    let state = parts.next()?.to_owned();
+    let user = parts.next()?;
+    let text = parts.next()?.to_owned();
+    let username = base64::engine::general_purpose::STANDARD
+        .decode(user)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())?;
+    Some(ClientError::Challenge {
+        echo: flags.split(',').any(|f| f == "E"),
+        state,
+        username,
+        text,
+    })
 }
 
 /// `RESTART,[P]message` → `message`.

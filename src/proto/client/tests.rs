@@ -351,3 +351,53 @@ fn auth_failed_temp_flags() {
     assert_eq!(p("[unterminated"), ("unterminated".into(), None, false));
     assert_eq!(p(""), (String::new(), None, false));
 }
+
+#[test]
+fn crv1_challenge_is_parsed() {
+    match super::parse_crv1("R,E:state42:YWxpY2U=:Enter the code: now") {
+        Some(ClientError::Challenge {
+            echo,
+            state,
+            username,
+            text,
+        }) => {
+            assert!(echo);
+            assert_eq!(state, "state42");
+            assert_eq!(username, "alice");
+            assert_eq!(text, "Enter the code: now", "colons in the text stay");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        super::parse_crv1("R:s:YWxpY2U=:PIN"),
+        Some(ClientError::Challenge { echo: false, .. })
+    ));
+    assert!(super::parse_crv1("R,E:state").is_none(), "truncated");
+    assert!(super::parse_crv1("R:s:!!notbase64:PIN").is_none());
+}
+
+#[test]
+fn pending_auth_messages_become_events() {
+    use super::Event;
+    assert!(matches!(
+        super::info_pre_event("WEB_AUTH::https://sso.example/x?a=b"),
+        Event::OpenUrl(u) if u == "https://sso.example/x?a=b"
+    ));
+    assert!(matches!(
+        super::info_pre_event("WEB_AUTH:hidden:https://sso.example/"),
+        Event::OpenUrl(u) if u == "https://sso.example/"
+    ));
+    assert!(matches!(
+        super::info_pre_event("OPEN_URL:https://x/"),
+        Event::OpenUrl(u) if u == "https://x/"
+    ));
+    assert!(matches!(
+        super::info_pre_event("CR_TEXT:R,E:Your PIN"),
+        Event::CrText { echo: true, text } if text == "Your PIN"
+    ));
+    assert!(matches!(
+        super::info_pre_event("CR_TEXT:R:Code"),
+        Event::CrText { echo: false, .. }
+    ));
+    assert!(matches!(super::info_pre_event("hello"), Event::Info(_)));
+}

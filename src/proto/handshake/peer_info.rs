@@ -12,10 +12,14 @@ pub mod iv_proto {
     pub const REQUEST_PUSH: u32 = 1 << 2;
     /// TLS keying-material exporter.
     pub const TLS_KEY_EXPORT: u32 = 1 << 3;
+    /// `AUTH_PENDING` with key-value pairs (`timeout N`).
+    pub const AUTH_PENDING_KW: u32 = 1 << 4;
     /// The 2.6 `dns` option.
     pub const DNS_OPTION: u32 = 1 << 6;
     /// Control-channel EXIT and pushed `protocol-flags`.
     pub const CC_EXIT_NOTIFY: u32 = 1 << 7;
+    /// `AUTH_FAILED,TEMP` understood.
+    pub const AUTH_FAIL_TEMP: u32 = 1 << 8;
 }
 
 /// What goes into the peer-info block.
@@ -55,7 +59,10 @@ impl PeerInfo {
             }
         }
         if !below(2, 6) {
-            bits |= iv_proto::DNS_OPTION | iv_proto::CC_EXIT_NOTIFY;
+            bits |= iv_proto::DNS_OPTION
+                | iv_proto::CC_EXIT_NOTIFY
+                | iv_proto::AUTH_PENDING_KW
+                | iv_proto::AUTH_FAIL_TEMP;
         }
         bits
     }
@@ -91,6 +98,10 @@ impl PeerInfo {
             var("IV_LZO", "1");
             var("IV_LZ4", "1");
             var("IV_LZ4v2", "1");
+        }
+        if !below(2, 5) {
+            // Pending authentication we handle: a URL to show, a question to ask.
+            var("IV_SSO", "webauth,openurl,crtext");
         }
         var("IV_LZO_STUB", "1");
         var("IV_COMP_STUB", "1");
@@ -141,7 +152,7 @@ mod tests {
             compat: None,
         };
         let s = pi.render();
-        assert!(s.contains("IV_PROTO=206\n"), "{s}");
+        assert!(s.contains("IV_PROTO=478\n"), "{s}");
         assert!(s.contains("IV_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\n"));
         assert!(s.contains("IV_NCP=2\n"));
         assert!(s.contains("UV_X=1\n"));
@@ -150,7 +161,7 @@ mod tests {
             offer_ekm: false,
             ..pi
         };
-        assert!(legacy.render().contains("IV_PROTO=198\n"));
+        assert!(legacy.render().contains("IV_PROTO=470\n"));
         let v23 = PeerInfo {
             compat: Some(CompatVersion(2, 3, 0)),
             offer_ekm: true,
