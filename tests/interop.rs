@@ -647,3 +647,78 @@ fn client_sigusr1_and_sighup_restart() {
     );
     s.finish();
 }
+
+/// `up`, `route-up` and `down` scripts run in that order with OpenVPN's arguments and
+/// environment (what resolver scripts read: `dev`, `ifconfig_local`, `route_*`,
+/// `foreign_option_N`); with `script-security 1` the client refuses to start the tunnel and says
+/// which directive needs what.
+#[test]
+fn client_up_route_up_down_scripts() {
+    if support::interop_ready().is_none() || ClientImpl::from_env() != ClientImpl::Ferrovpn {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ferrovpn-hooks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hook = dir.join("hook.sh");
+    let out = dir.join("calls.txt");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$script_type args=[$*] dev=$dev local=$ifconfig_local mask=$ifconfig_netmask \
+             gw=$route_vpn_gateway net1=$route_network_1 fo1=$foreign_option_1 fo2=$foreign_option_2 \
+             trusted=$trusted_ip:$trusted_port ctx=$script_context\" >> {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let h = hook.display().to_string();
+    let knobs = |level: &str| Knobs {
+        extra_client: vec![
+            format!("script-security {level}"),
+            format!("up {h}"),
+            format!("route-up {h}"),
+            format!("down {h}"),
+        ],
+        ..Knobs::default()
+    };
+    let Some(mut s) = Session::start("client-scripts", knobs("2")) else {
+        return;
+    };
+    s.check_tunnel();
+    s.finish();
+    let calls = std::fs::read_to_string(&out).unwrap_or_default();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(lines.len(), 3, "expected up, route-up, down:\n{calls}");
+    assert!(lines[0].starts_with("up args=[tun"), "{calls}");
+    assert!(lines[1].starts_with("route-up args=[]"), "{calls}");
+    assert!(lines[2].starts_with("down args=[tun"), "{calls}");
+    for l in &lines {
+        for want in [
+            "local=198.19.",
+            "mask=255.255.255.0",
+            "fo1=dhcp-option DNS ",
+            "trusted=198.18.",
+            "ctx=init",
+        ] {
+            assert!(l.contains(want), "{want:?} missing in {l}");
+        }
+    }
+
+    // script-security 1: not run, and the run ends with a message naming the level needed.
+    let lab = Lab::new("client-scripts-sec1");
+    let mut server = OpenVpnServer::new(&lab, knobs("1"));
+    server.start(&lab);
+    let profile = server.client_profile(&lab, "client.ovpn");
+    let mut client = Client::start(&lab, ClientImpl::Ferrovpn, &profile, &[]);
+    let status = client.proc.wait_timeout(CONNECT_TIMEOUT);
+    let log = client.log_text();
+    let status = status.unwrap_or_else(|| panic!("still running with script-security 1:\n{log}"));
+    assert!(!status.success(), "exit {status}");
+    assert!(
+        log.contains("script-security 2 or higher is required"),
+        "no clear message:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

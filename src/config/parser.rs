@@ -880,9 +880,29 @@ impl<'a> Parser<'a> {
                 }
             }
             "setenv-safe" => self.nargs(d, 1, 2)?,
-            "script-security" | "up" | "down" | "route-up" | "route-pre-down" | "ipchange"
-            | "up-delay" | "up-restart" | "down-pre" | "plugin" | "learn-address" => {
-                self.warn(d, "scripts and plugins are not run, ignored");
+            "script-security" => {
+                self.nargs(d, 1, 1)?;
+                let n: u8 = self.number(d, "level", &a[0])?;
+                if n > 3 {
+                    return Err(self.err(d, format!("level {n}: 0 to 3")));
+                }
+                self.profile.script_security = n;
+            }
+            "up" | "down" | "route-up" => {
+                self.nargs(d, 1, 1)?;
+                let cmd = Some(a[0].clone());
+                match d.name {
+                    "up" => self.profile.up = cmd,
+                    "down" => self.profile.down = cmd,
+                    _ => self.profile.route_up = cmd,
+                }
+            }
+            "route-pre-down" | "ipchange" | "up-delay" | "up-restart" | "down-pre" | "plugin"
+            | "learn-address" => {
+                self.warn(
+                    d,
+                    "not run by ferrovpn (up, route-up and down are), ignored",
+                );
             }
             "user" | "group" | "chroot" | "daemon" | "cd" | "nice" => {
                 self.warn(d, "ignored by ferrovpn");
@@ -1284,6 +1304,10 @@ fn default_profile(source: &Path) -> Profile {
         auth_nocache: false,
         static_challenge: None,
         auth_retry: AuthRetry::None,
+        script_security: 1,
+        up: None,
+        route_up: None,
+        down: None,
         compression: Compression::None,
         allow_compression: AllowCompression::No,
         ping: None,

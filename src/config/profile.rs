@@ -43,6 +43,14 @@ pub struct Profile {
     pub static_challenge: Option<StaticChallenge>,
     /// `auth-retry`: what an `AUTH_FAILED` does.
     pub auth_retry: AuthRetry,
+    /// `script-security N` (default 1: no user scripts).
+    pub script_security: u8,
+    /// `up CMD`: run when the device is up, before routes.
+    pub up: Option<String>,
+    /// `route-up CMD`: run after the routes are in place.
+    pub route_up: Option<String>,
+    /// `down CMD`: run when the device goes away.
+    pub down: Option<String>,
     /// Compression framing requested by the profile (`comp-lzo`, `compress`).
     pub compression: Compression,
     /// `allow-compression` (default `no`: stubs only).

@@ -10,6 +10,7 @@ use tracing::{error, info, warn};
 
 use ferrovpn_platform::RecvBatch;
 
+use super::client_scripts::{ClientScripts, TunnelFacts};
 use super::clock;
 use super::datagram_batch::{RxQueue, TxQueue};
 use super::device::Device;
@@ -38,6 +39,15 @@ pub struct ConnectOptions {
     pub management: Option<ClientManagementConfig>,
     /// Its handle once started (set by [`run_with`]).
     pub events: ClientEvents,
+    /// The profile's `up`/`route-up`/`down` scripts (set by [`run_with`], tunnel mode only).
+    pub scripts: Option<std::sync::Arc<ScriptState>>,
+}
+
+/// The hook scripts and what the last `up` was told (for `down`).
+#[derive(Debug)]
+pub struct ScriptState {
+    scripts: ClientScripts,
+    last: std::sync::Mutex<Option<TunnelFacts>>,
 }
 
 /// How a run ended.
@@ -153,6 +163,17 @@ pub async fn run_with(
         Err(e) => return Outcome::Failed(e),
     };
     opts.events = events.clone();
+    match ClientScripts::from_profile(&profile) {
+        Ok(Some(s)) if matches!(device, Device::Tun(_)) => {
+            opts.scripts = Some(std::sync::Arc::new(ScriptState {
+                scripts: s,
+                last: std::sync::Mutex::new(None),
+            }));
+        }
+        Ok(Some(_)) => warn!("up/route-up/down scripts are not run in proxy mode (no device)"),
+        Ok(None) => {}
+        Err(e) => return Outcome::Failed(format!("{}: {e}", profile.source.display())),
+    }
     let mut stop = events.merge_stop(stop);
     if !events.hold(0, &mut stop).await && *stop.borrow() {
         events.exiting("SIGTERM").await;
@@ -333,6 +354,14 @@ pub async fn run_with(
         }
     };
     device.teardown().await;
+    if let Some(ss) = &opts.scripts {
+        let last = ss.last.lock().ok().and_then(|mut l| l.take());
+        if let Some(f) = last
+            && let Err(e) = ss.scripts.down(&f).await
+        {
+            warn!("{e}");
+        }
+    }
     let reason = match &outcome {
         Outcome::Failed(m) if m.contains("AUTH_FAILED") => "auth-failure",
         _ => events.stop_reason().unwrap_or("SIGTERM"),
@@ -483,9 +512,33 @@ async fn session(
                     let (v4, v6) = (plan.v4.map(|t| t.0), plan.v6.map(|t| t.0));
                     let routes = !plan.routes_v4.is_empty() || !plan.routes_v6.is_empty();
                     mev.assign_ip(v4, v6);
-                    if let Err(e) = device.configure(plan, client.tun_mtu()).await {
-                        client.close(clock::now());
-                        return (SessionEnd::Stop(Outcome::Failed(e)), None);
+                    let created = match device.configure(plan, client.tun_mtu()).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            client.close(clock::now());
+                            return (SessionEnd::Stop(Outcome::Failed(e)), None);
+                        }
+                    };
+                    if let (Some(ss), Some(dev)) = (&opts.scripts, device.tun_name()) {
+                        let restart = ss.last.lock().is_ok_and(|l| l.is_some());
+                        let facts = TunnelFacts {
+                            dev,
+                            dev_type: if profile.layer2 { "tap" } else { "tun" },
+                            tun_mtu: client.tun_mtu(),
+                            trusted: addr,
+                            push: (*push).clone(),
+                            restart,
+                        };
+                        if created && let Err(e) = ss.scripts.up(&facts).await {
+                            client.close(clock::now());
+                            return (SessionEnd::Stop(Outcome::Failed(e)), None);
+                        }
+                        if let Err(e) = ss.scripts.route_up(&facts).await {
+                            warn!("{e}");
+                        }
+                        if let Ok(mut l) = ss.last.lock() {
+                            *l = Some(facts);
+                        }
                     }
                     if routes {
                         mev.state(State::AddRoutes, "");

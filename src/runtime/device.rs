@@ -81,8 +81,16 @@ impl Device {
         })
     }
 
-    /// Applies the pushed configuration.
-    pub async fn configure(&mut self, plan: NetPlan, mtu: u16) -> Result<(), String> {
+    /// The TUN device's name, once it exists (tunnel mode).
+    pub fn tun_name(&self) -> Option<String> {
+        match self {
+            Self::Tun(t) => t.tun.as_ref().map(|d| d.name().to_owned()),
+            Self::Stack(_) => None,
+        }
+    }
+
+    /// Applies the pushed configuration; true when a new TUN device was created for it.
+    pub async fn configure(&mut self, plan: NetPlan, mtu: u16) -> Result<bool, String> {
         for w in &plan.warnings {
             warn!("{w}");
         }
@@ -117,7 +125,7 @@ impl Device {
                 );
                 super::proxy_driver::update_routing(&s.routing, &plan);
                 s.stack.reconfigure(cfg).await;
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -240,10 +248,10 @@ impl Device {
 }
 
 impl TunDevice {
-    async fn configure(&mut self, plan: NetPlan, mtu: u16) -> Result<(), String> {
+    async fn configure(&mut self, plan: NetPlan, mtu: u16) -> Result<bool, String> {
         if self.tun.is_some() && self.plan.as_ref() == Some(&plan) {
             info!("pushed configuration unchanged, keeping the TUN device as it is");
-            return Ok(());
+            return Ok(false);
         }
         if let Some(a) = self.applied.take() {
             a.restore().await;
@@ -281,6 +289,6 @@ impl TunDevice {
         self.tun = Some(Arc::new(tun));
         self.applied = Some(applied);
         self.plan = Some(plan);
-        Ok(())
+        Ok(true)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod client_driver;
+pub mod client_scripts;
 pub mod clock;
 pub mod credentials;
 pub mod datagram_batch;

@@ -227,6 +227,19 @@ impl ScriptRunner {
         }
     }
 
+    /// A client hook (`up`, `route-up`, `down`): needs `script-security 2`; the extra arguments
+    /// follow the configured ones; a non-zero exit is [`ScriptError::Failed`].
+    pub async fn hook(
+        &self,
+        cmd: &ScriptCmd,
+        extra: &[String],
+        env: &ScriptEnv,
+    ) -> Result<(), ScriptError> {
+        self.check_security(cmd, 2)?;
+        let out = self.run(cmd, extra, env).await?;
+        check_exit(cmd, &out)
+    }
+
     /// `client-connect`: runs the script with a fresh file name as its last argument (also in
     /// `client_connect_config_file`) and returns what the script wrote there (per-client config in
     /// CCD syntax), or `None` if it wrote nothing. A non-zero exit refuses the client
