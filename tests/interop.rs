@@ -722,3 +722,53 @@ fn client_up_route_up_down_scripts() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `inactive 3`: with no traffic the client exits (status 0) a few seconds after connecting;
+/// `session-timeout 4`: it exits 4 s after connecting even while traffic flows.
+#[test]
+fn client_inactive_and_session_timeout_exit() {
+    if support::interop_ready().is_none() || ClientImpl::from_env() != ClientImpl::Ferrovpn {
+        return;
+    }
+    for (tag, line, needle) in [
+        (
+            "client-inactive",
+            "inactive 3",
+            "no traffic for the 'inactive' period",
+        ),
+        (
+            "client-session-timeout",
+            "session-timeout 4",
+            "session-timeout reached",
+        ),
+    ] {
+        let lab = Lab::new(tag);
+        let mut server = OpenVpnServer::new(
+            &lab,
+            Knobs {
+                extra_client: vec![line.into()],
+                ..Knobs::default()
+            },
+        );
+        server.start(&lab);
+        let profile = server.client_profile(&lab, "client.ovpn");
+        let mut client = Client::start(&lab, ClientImpl::Ferrovpn, &profile, &[]);
+        let took = client
+            .wait_connected(1, CONNECT_TIMEOUT)
+            .unwrap_or_else(|e| panic!("[{tag}] {e}\n{}", client.log_text()));
+        if tag == "client-session-timeout" {
+            // Traffic does not keep a session past its timeout.
+            let _ = traffic::ping(&lab.client_ns, &server.tunnel_v4(), 2);
+        }
+        let t = Instant::now();
+        let status = client.proc.wait_timeout(Duration::from_secs(20));
+        let log = client.log_text();
+        let status = status.unwrap_or_else(|| panic!("[{tag}] still running:\n{log}"));
+        assert!(status.success(), "[{tag}] exit {status}:\n{log}");
+        assert!(log.contains(needle), "[{tag}] no {needle:?} in:\n{log}");
+        eprintln!(
+            "[{tag}] connected after {took:?}, exited {:.1}s later",
+            t.elapsed().as_secs_f64()
+        );
+    }
+}

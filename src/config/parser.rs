@@ -736,8 +736,19 @@ impl<'a> Parser<'a> {
                 let n: u32 = self.number(d, "value", &a[0])?;
                 self.profile.connect_retry_max = (n != 0).then_some(n);
             }
-            "inactive" | "session-timeout" => {
-                self.warn(d, "not supported yet, ignored");
+            "inactive" => {
+                self.nargs(d, 1, 2)?;
+                let secs = self.seconds(d, &a[0])?;
+                let bytes: u64 = match a.get(1) {
+                    Some(b) => self.number(d, "bytes", b)?,
+                    None => 0,
+                };
+                self.profile.inactive = (!secs.is_zero()).then_some((secs, bytes));
+            }
+            "session-timeout" => {
+                self.nargs(d, 1, 1)?;
+                let secs = self.seconds(d, &a[0])?;
+                self.profile.session_timeout = (!secs.is_zero()).then_some(secs);
             }
 
             // --- MTU --------------------------------------------------------------------------
@@ -1304,6 +1315,8 @@ fn default_profile(source: &Path) -> Profile {
         auth_nocache: false,
         static_challenge: None,
         auth_retry: AuthRetry::None,
+        inactive: None,
+        session_timeout: None,
         script_security: 1,
         up: None,
         route_up: None,

@@ -43,6 +43,11 @@ pub struct Profile {
     pub static_challenge: Option<StaticChallenge>,
     /// `auth-retry`: what an `AUTH_FAILED` does.
     pub auth_retry: AuthRetry,
+    /// `inactive N [BYTES]`: exit when the tunnel carried fewer than BYTES (default: no byte) in
+    /// N seconds.
+    pub inactive: Option<(Duration, u64)>,
+    /// `session-timeout N`: exit N seconds after the tunnel came up.
+    pub session_timeout: Option<Duration>,
     /// `script-security N` (default 1: no user scripts).
     pub script_security: u8,
     /// `up CMD`: run when the device is up, before routes.

@@ -1058,9 +1058,17 @@ fn warned_directives() {
         "script-security 2\nup /etc/openvpn/update-resolv-conf\ndown /etc/openvpn/x\n\
          user nobody\ngroup nogroup\nredirect-private\n",
     );
+    assert_eq!(p.script_security, 2);
+    assert_eq!(p.up.as_deref(), Some("/etc/openvpn/update-resolv-conf"));
+    assert_eq!(p.down.as_deref(), Some("/etc/openvpn/x"));
     for d in ["script-security", "up", "down"] {
-        assert!(has_warning(&p, d, "not run"), "{d}");
+        assert!(!p.warnings.iter().any(|w| w.directive == d), "{d}");
     }
+    assert!(has_warning(&parse("ipchange /x\n"), "ipchange", "not run"));
+    assert!(parse_err("script-security 4\n").contains("0 to 3"));
+    let p2 = parse("inactive 600 10000\nsession-timeout 3600\n");
+    assert_eq!(p2.inactive, Some((Duration::from_secs(600), 10000)));
+    assert_eq!(p2.session_timeout, Some(Duration::from_secs(3600)));
     assert!(has_warning(&p, "user", "ignored"));
     assert!(has_warning(&p, "group", "ignored"));
 }

@@ -492,6 +492,12 @@ async fn session(
     let mut closing = false;
     let mut restarts = super::signals::restart_requests();
     restarts.mark_unchanged();
+    // `inactive` / `session-timeout`: checked once a second while the tunnel is up.
+    let timed = profile.inactive.is_some() || profile.session_timeout.is_some();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut up_since = None;
+    let (mut window_start, mut moved) = (start, 0u64);
     loop {
         let now = clock::now();
         if let Some(w) = drops.update(now, client.stats()) {
@@ -554,6 +560,8 @@ async fn session(
                         push.peer_id
                     );
                     info!("Initialization Sequence Completed");
+                    up_since = Some(clock::now());
+                    (window_start, moved) = (clock::now(), 0);
                     mev.connected(v4, v6, addr, local);
                     let m = &super::health::METRICS;
                     if m.connects
@@ -623,6 +631,7 @@ async fn session(
                         for d in rxq.datagrams() {
                             mev.link_in(d.len());
                             if client.handle_datagram(now, d, &mut pkt) {
+                                moved += pkt.len() as u64;
                                 mev.tun_write(pkt.len(), d.len());
                                 device.push(&pkt).await;
                             }
@@ -643,6 +652,7 @@ async fn session(
                         let now = clock::now();
                         for i in 0..n {
                             let p = tun_rx.packet_mut(i);
+                            moved += p.len() as u64;
                             mev.tun_read(p.len());
                             if client.encapsulate(now, p, &mut out) {
                                 txq.push(&out);
@@ -666,6 +676,23 @@ async fn session(
                 client.handle_timeout(clock::now());
             }
             _ = stop.wait_for(|s| *s), if !closing => {}
+            _ = tick.tick(), if timed && connected && !closing => {
+                let now = clock::now();
+                let expired = up_since.zip(profile.session_timeout).is_some_and(|(t0, limit)| now.saturating_duration_since(t0) >= limit);
+                let idle = profile.inactive.is_some_and(|(secs, bytes)| {
+                    if now.saturating_duration_since(window_start) < secs {
+                        return false;
+                    }
+                    let idle = moved < bytes.max(1);
+                    (window_start, moved) = (now, 0);
+                    idle
+                });
+                if expired || idle {
+                    info!("{}, disconnecting and exiting", if expired { "session-timeout reached" } else { "no traffic for the 'inactive' period" });
+                    client.close(now);
+                    closing = true;
+                }
+            }
             Ok(()) = restarts.changed(), if !closing => {
                 let reason = restarts.borrow_and_update().1;
                 let token = client.auth_token().map(|(_, t)| t.to_owned());
