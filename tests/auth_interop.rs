@@ -327,3 +327,84 @@ exit 2
     );
     client.proc.stop();
 }
+
+/// `pkcs12` instead of `ca`/`cert`/`key`: a file made by `openssl pkcs12 -export` (OpenSSL 3's
+/// defaults: AES-256-CBC, PBKDF2, SHA-256 MAC) with its password in an `askpass` file, and an
+/// inline `<pkcs12>` block without password; both connect and move traffic.
+#[test]
+fn pkcs12_file_and_inline() {
+    if support::interop_ready().is_none() {
+        return;
+    }
+    let lab = Lab::new("auth-pkcs12");
+    let mut server = OpenVpnServer::new(
+        &lab,
+        Knobs {
+            inline: false,
+            ..Knobs::default()
+        },
+    );
+    server.start(&lab);
+    let base = server.client_profile(&lab, "base.ovpn");
+    let text = fs::read_to_string(&base).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !(l.starts_with("ca ") || l.starts_with("cert ") || l.starts_with("key ")))
+        .collect();
+    let pki = &server.pki;
+    let export = |out: &Path, pass: &str| {
+        let s = |p: &Path| p.display().to_string();
+        support::netns::run_ok(&[
+            "openssl",
+            "pkcs12",
+            "-export",
+            "-in",
+            &s(&pki.client_crt),
+            "-inkey",
+            &s(&pki.client_key),
+            "-certfile",
+            &s(&pki.ca_crt),
+            "-out",
+            &s(out),
+            "-passout",
+            &format!("pass:{pass}"),
+        ]);
+    };
+    let p12 = lab.dir.join("client.p12");
+    export(&p12, "p12 secret");
+    let pass = lab.dir.join("p12.pass");
+    fs::write(&pass, "p12 secret\n").unwrap();
+    let with_file = lab.dir.join("client-p12.ovpn");
+    fs::write(
+        &with_file,
+        format!(
+            "{}\npkcs12 {}\naskpass {}\n",
+            kept.join("\n"),
+            p12.display(),
+            pass.display()
+        ),
+    )
+    .unwrap();
+    let open = lab.dir.join("open.p12");
+    export(&open, "");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(fs::read(&open).unwrap());
+    let inline = lab.dir.join("client-p12-inline.ovpn");
+    fs::write(
+        &inline,
+        format!("{}\n<pkcs12>\n{b64}\n</pkcs12>\n", kept.join("\n")),
+    )
+    .unwrap();
+    for (n, profile) in [(1, &with_file), (2, &inline)] {
+        let mut client = Client::start(&lab, ClientImpl::Ferrovpn, profile, &[]);
+        if let Err(e) = client.wait_connected(n, CONNECT_TIMEOUT) {
+            panic!(
+                "[auth-pkcs12] {} not connected: {e}\n{}",
+                profile.display(),
+                client.log_text()
+            );
+        }
+        support::traffic::ping(&lab.client_ns, &server.tunnel_v4(), 2)
+            .unwrap_or_else(|e| panic!("[auth-pkcs12] {e}"));
+        client.proc.stop();
+    }
+}

@@ -260,6 +260,7 @@ struct Parser<'a> {
     /// The last `comp-lzo`/`compress`: (line, directive).
     compression_line: Option<(usize, &'static str)>,
     http_proxy_user_pass: Option<FileArg>,
+    pkcs12: Option<FileArg>,
 }
 
 impl<'a> std::ops::Deref for Parser<'a> {
@@ -300,6 +301,7 @@ impl<'a> Parser<'a> {
             p2p: p2p::P2pDirectives::default(),
             compression_line: None,
             http_proxy_user_pass: None,
+            pkcs12: None,
         }
     }
 
@@ -403,6 +405,21 @@ impl<'a> Parser<'a> {
         }
         if let Some(block) = conn {
             return self.handle_in_connection(d, block);
+        }
+        if d.name == "askpass" {
+            // The client's: the password of a `pkcs12` file (a file's first line, or asked).
+            self.nargs(d, 0, 1)?;
+            let pass = match d.args.first() {
+                Some(_) => {
+                    let f = self.file_arg(d)?;
+                    let b = self.load(&f)?;
+                    let text = String::from_utf8_lossy(&b);
+                    Some(text.lines().next().unwrap_or("").to_owned())
+                }
+                None => None,
+            };
+            self.profile.tls.askpass = Some(pass);
+            return Ok(Handled::Yes);
         }
         if self
             .common
@@ -550,14 +567,8 @@ impl<'a> Parser<'a> {
 
             // --- TLS material -----------------------------------------------------------------
             "pkcs12" => {
-                let f = a.first().map_or("FILE.p12", String::as_str);
-                return Err(self.err(
-                    d,
-                    format!(
-                        "pkcs12 is not supported yet; convert it with 'openssl pkcs12 -in {f} \
-                         -out client.pem -nodes' and use ca/cert/key"
-                    ),
-                ));
+                self.nargs(d, 0, 1)?;
+                self.pkcs12 = Some(self.file_arg(d)?);
             }
             "pkcs11-providers"
             | "pkcs11-id"
@@ -1194,7 +1205,37 @@ impl<'a> Parser<'a> {
     }
 
     fn finish_tls(&mut self) -> Res<()> {
-        if self.common.ca.is_none() && self.profile.tls.peer_fingerprints.is_empty() {
+        if let Some(f) = self.pkcs12.clone() {
+            let b = self.load(&f)?;
+            let der = if b.starts_with(&[0x30]) {
+                b
+            } else {
+                // Inline `<pkcs12>`: base64 of the DER file.
+                use base64::Engine as _;
+                let text: String = String::from_utf8_lossy(&b)
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|e| {
+                        self.file_err(
+                            &f,
+                            format!("{}: not PKCS#12 (DER or base64): {e}", Ctx::describe(&f)),
+                        )
+                    })?
+            };
+            self.profile.tls.pkcs12 = Some(der);
+            if self.common.cert.is_some() || self.common.key.is_some() {
+                return Err(self.file_err(
+                    &f,
+                    "'pkcs12' already holds the certificate and key: remove 'cert'/'key' or 'pkcs12'",
+                ));
+            }
+        }
+        // With `pkcs12` the CA may come from the file: checked when it is unlocked.
+        let has_p12 = self.profile.tls.pkcs12.is_some();
+        if self.common.ca.is_none() && self.profile.tls.peer_fingerprints.is_empty() && !has_p12 {
             return Err(self.incomplete(
                 "no 'ca' or 'peer-fingerprint': the server could not be authenticated",
             ));
@@ -1219,7 +1260,7 @@ impl<'a> Parser<'a> {
             (Some(c), None) => return Err(self.file_err(&c, "a 'cert' needs its 'key'")),
             (None, Some(k)) => return Err(self.file_err(&k, "a 'key' needs its 'cert'")),
             (None, None) => {
-                if self.auth_user_pass.is_none() {
+                if self.auth_user_pass.is_none() && !has_p12 {
                     return Err(self.incomplete(
                         "no client authentication: the profile needs 'cert' and 'key', or \
                          'auth-user-pass'",

@@ -193,6 +193,11 @@ pub struct TlsSettings {
     pub key: Option<Vec<u8>>,
     /// `extra-certs` PEM bytes.
     pub extra_certs: Option<Vec<u8>>,
+    /// `pkcs12` DER bytes (file, or the inline block's base64 decoded): certificate, key and
+    /// CA, unlocked before connecting (see `runtime::credentials::unlock_pkcs12`).
+    pub pkcs12: Option<Vec<u8>>,
+    /// `askpass [FILE]`: the password of the `pkcs12` file (`None` inside: ask on the terminal).
+    pub askpass: Option<Option<String>>,
     /// `remote-cert-tls server|client`.
     pub remote_cert_tls: Option<CertRole>,
     /// `verify-x509-name name [type]`.

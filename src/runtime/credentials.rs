@@ -81,3 +81,87 @@ fn prompt_line(prompt: &str) -> Result<String, String> {
     }
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
+
+/// Opens the profile's `pkcs12` file (if any) and puts its certificate, key, chain and CA into
+/// the profile's TLS settings. The password: none (many exports have none), the `askpass` file,
+/// else asked on the terminal (or read from standard input when that is not a terminal).
+pub fn unlock_pkcs12(profile: &mut Profile) -> Result<(), String> {
+    let Some(der) = profile.tls.pkcs12.clone() else {
+        return Ok(());
+    };
+    let name = profile.source.display().to_string();
+    let try_open = |pass: &str| p12_keystore::Pkcs12Archive::from_pkcs12(&der, pass);
+    let archive = match try_open("") {
+        Ok(a) => a,
+        Err(_) => {
+            let pass = match &profile.tls.askpass {
+                Some(Some(p)) => Zeroizing::new(p.clone()),
+                _ => Zeroizing::new(
+                    challenge_response_hidden("Enter Private Key Password:")
+                        .map_err(|e| format!("{name}: pkcs12: {e}"))?,
+                ),
+            };
+            try_open(&pass).map_err(|e| {
+                format!(
+                    "{name}: cannot open the pkcs12 file: {e} (a wrong password, or a file \
+                     encrypted with an algorithm this build cannot read: re-export it with \
+                     'openssl pkcs12 -export' (AES-256) or convert it with 'openssl pkcs12 -in \
+                     FILE -out client.pem -nodes' and use ca/cert/key)"
+                )
+            })?
+        }
+    };
+    let key = archive
+        .keys
+        .first()
+        .ok_or_else(|| format!("{name}: the pkcs12 file holds no private key"))?;
+    // The key's certificate: same local key id, else the first certificate.
+    let leaf = archive
+        .certs
+        .iter()
+        .find(|c| {
+            c.local_key_id.is_some()
+                && c.local_key_id.as_deref() == key.local_key_id.as_ref().map(|k| k.0.as_slice())
+        })
+        .or_else(|| archive.certs.first())
+        .ok_or_else(|| format!("{name}: the pkcs12 file holds no certificate"))?;
+    let pem = |label: &str, der: &[u8]| crate::config::pem_block(label, der).into_bytes();
+    let mut ca = Vec::new();
+    let mut chain = Vec::new();
+    for c in archive.certs.iter().filter(|c| c.cert != leaf.cert) {
+        let block = pem("CERTIFICATE", c.cert.as_der());
+        if c.cert.subject() == c.cert.issuer() {
+            ca.extend_from_slice(&block);
+        } else {
+            chain.extend_from_slice(&block);
+        }
+    }
+    let tls = &mut profile.tls;
+    tls.cert = Some(pem("CERTIFICATE", leaf.cert.as_der()));
+    tls.key = Some(pem("PRIVATE KEY", key.key.as_der()));
+    if tls.ca.is_none() {
+        if ca.is_empty() {
+            return Err(format!(
+                "{name}: no 'ca' in the profile and no CA certificate in the pkcs12 file: the \
+                 server could not be authenticated"
+            ));
+        }
+        tls.ca = Some(ca);
+    }
+    if !chain.is_empty() && tls.extra_certs.is_none() {
+        tls.extra_certs = Some(chain);
+    }
+    tls.pkcs12 = None;
+    Ok(())
+}
+
+/// A hidden prompt on the terminal, or a line from standard input when it is not a terminal.
+fn challenge_response_hidden(prompt: &str) -> Result<String, String> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdin().is_terminal() {
+        return prompt_line(prompt).map_err(|_| {
+            "no password given (stdin closed); put it in a file named by 'askpass FILE'".into()
+        });
+    }
+    rpassword::prompt_password(prompt).map_err(|e| format!("cannot read the password: {e}"))
+}

@@ -144,6 +144,13 @@ fn client_summary(p: &Profile) -> Vec<(String, String)> {
     add("server-check", checks.join(", "));
     let client_auth = match (&p.tls.cert, &p.auth_user_pass) {
         (Some(_), None) => "certificate".to_owned(),
+        (None, None) if p.tls.pkcs12.is_some() => format!(
+            "pkcs12 (certificate and key; password {})",
+            match &p.tls.askpass {
+                Some(Some(_)) => "from the askpass file",
+                _ => "none, or asked",
+            }
+        ),
         (None, None) => "none".to_owned(),
         (cert, Some(up)) => {
             let up = match up {

@@ -342,6 +342,10 @@ fn prepare(
     for w in mgmt_cmd::warnings(&p) {
         tracing::warn!("{w}");
     }
+    if let Err(e) = credentials::unlock_pkcs12(&mut p) {
+        tracing::error!("{e}");
+        return Err(ExitCode::from(2));
+    }
     if mgmt_cmd::queries_passwords() && !credentials::complete(&p) {
         return Ok((p, None));
     }
