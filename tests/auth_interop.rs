@@ -408,3 +408,71 @@ fn pkcs12_file_and_inline() {
         client.proc.stop();
     }
 }
+
+/// An encrypted PKCS#8 `key` (`openssl pkey -aes256`) with its password in an `askpass` file
+/// connects; a wrong password stops the client before it connects, saying so.
+#[test]
+fn encrypted_key_with_askpass() {
+    if support::interop_ready().is_none() {
+        return;
+    }
+    let lab = Lab::new("auth-enckey");
+    let mut server = OpenVpnServer::new(
+        &lab,
+        Knobs {
+            inline: false,
+            ..Knobs::default()
+        },
+    );
+    server.start(&lab);
+    let base = server.client_profile(&lab, "base.ovpn");
+    let text = fs::read_to_string(&base).unwrap();
+    let enc = lab.dir.join("client-enc.key");
+    support::netns::run_ok(&[
+        "openssl",
+        "pkey",
+        "-in",
+        &server.pki.client_key.display().to_string(),
+        "-aes256",
+        "-passout",
+        "pass:key secret",
+        "-out",
+        &enc.display().to_string(),
+    ]);
+    assert!(
+        fs::read_to_string(&enc)
+            .unwrap()
+            .contains("ENCRYPTED PRIVATE KEY")
+    );
+    let profile_with = |name: &str, password: &str| {
+        let pass = lab.dir.join(format!("{name}.pass"));
+        fs::write(&pass, format!("{password}\n")).unwrap();
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("key ") {
+                    format!("key {}\naskpass {}", enc.display(), pass.display())
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        let p = lab.dir.join(name);
+        fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p
+    };
+    let good = profile_with("enc-good.ovpn", "key secret");
+    let mut client = Client::start(&lab, ClientImpl::Ferrovpn, &good, &[]);
+    if let Err(e) = client.wait_connected(1, CONNECT_TIMEOUT) {
+        panic!("[auth-enckey] not connected: {e}\n{}", client.log_text());
+    }
+    client.proc.stop();
+    let bad = profile_with("enc-bad.ovpn", "wrong");
+    let mut client = Client::start(&lab, ClientImpl::Ferrovpn, &bad, &[]);
+    let status = client.proc.wait_timeout(Duration::from_secs(10));
+    let log = client.log_text();
+    let status =
+        status.unwrap_or_else(|| panic!("still running with a wrong key password:\n{log}"));
+    assert!(!status.success());
+    assert!(log.contains("cannot decrypt the private key"), "{log}");
+}

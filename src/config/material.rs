@@ -178,8 +178,44 @@ pub(crate) fn check_private_key(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// A client's `key`: like [`check_private_key`], but a PKCS#8 key encrypted with a passphrase
+/// (`ENCRYPTED PRIVATE KEY`, what `openssl pkey -aes256` writes) is accepted (true): it is
+/// decrypted before connecting with the `askpass` password or a prompt.
+pub(crate) fn check_client_private_key(bytes: &[u8]) -> Result<bool, String> {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return Ok(true);
+    }
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(
+            "the private key uses OpenSSL's legacy PEM encryption, which is not supported; \
+             convert it to encrypted PKCS#8 with 'openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY \
+             -out KEY.p8' (or decrypt it with 'openssl pkey -in KEY -out KEY.plain')"
+                .to_owned(),
+        );
+    }
+    check_private_key(bytes).map(|()| false)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn client_keys_may_be_encrypted_pkcs8_only() {
+        let enc =
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert_eq!(check_client_private_key(enc), Ok(true));
+        let legacy = b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        assert!(
+            check_client_private_key(legacy)
+                .unwrap_err()
+                .contains("pkcs8 -topk8")
+        );
+        assert!(
+            check_private_key(enc).is_err(),
+            "servers still refuse encrypted keys"
+        );
+    }
     use super::*;
 
     /// A tls-crypt-v2 client key file with a WKc of `wkc_len` bytes whose length field says

@@ -1252,7 +1252,7 @@ impl<'a> Parser<'a> {
                 material::check_pem(&cb, "CERTIFICATE", "a certificate")
                     .map_err(|m| self.file_err(&c, format!("{}: {m}", Ctx::describe(&c))))?;
                 let kb = self.load(&k)?;
-                material::check_private_key(&kb)
+                material::check_client_private_key(&kb)
                     .map_err(|m| self.file_err(&k, format!("{}: {m}", Ctx::describe(&k))))?;
                 self.profile.tls.cert = Some(cb);
                 self.profile.tls.key = Some(kb);

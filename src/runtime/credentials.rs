@@ -82,6 +82,42 @@ fn prompt_line(prompt: &str) -> Result<String, String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// Decrypts an encrypted PKCS#8 `key` (if the profile has one) with the `askpass` password or
+/// one asked on the terminal (standard input when it is not a terminal).
+pub fn unlock_key(profile: &mut Profile) -> Result<(), String> {
+    let Some(key) = &profile.tls.key else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(key).into_owned();
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let Some(start) = text.find(BEGIN) else {
+        return Ok(());
+    };
+    let name = profile.source.display().to_string();
+    let body = &text[start + BEGIN.len()..];
+    let body = &body[..body.find(END).unwrap_or(body.len())];
+    use base64::Engine as _;
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("{name}: 'key': not valid PEM: {e}"))?;
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+        .map_err(|e| format!("{name}: 'key': not an encrypted PKCS#8 key: {e}"))?;
+    let pass = match &profile.tls.askpass {
+        Some(Some(p)) => Zeroizing::new(p.clone()),
+        _ => Zeroizing::new(
+            challenge_response_hidden("Enter Private Key Password:")
+                .map_err(|e| format!("{name}: 'key': {e}"))?,
+        ),
+    };
+    let plain = info.decrypt(pass.as_bytes()).map_err(|e| {
+        format!("{name}: 'key': cannot decrypt the private key: {e} (wrong password?)")
+    })?;
+    profile.tls.key = Some(crate::config::pem_block("PRIVATE KEY", plain.as_bytes()).into_bytes());
+    Ok(())
+}
+
 /// Opens the profile's `pkcs12` file (if any) and puts its certificate, key, chain and CA into
 /// the profile's TLS settings. The password: none (many exports have none), the `askpass` file,
 /// else asked on the terminal (or read from standard input when that is not a terminal).

@@ -342,7 +342,9 @@ fn prepare(
     for w in mgmt_cmd::warnings(&p) {
         tracing::warn!("{w}");
     }
-    if let Err(e) = credentials::unlock_pkcs12(&mut p) {
+    if let Err(e) =
+        credentials::unlock_pkcs12(&mut p).and_then(|()| credentials::unlock_key(&mut p))
+    {
         tracing::error!("{e}");
         return Err(ExitCode::from(2));
     }
