@@ -284,3 +284,42 @@ fn stored_profiles_are_self_contained_and_usable_by_name() {
     assert!(!run(&["profiles", "show", "office"]).status.success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `log FILE` in the profile: the client's log lines go to the file, not to stderr; `log-append`
+/// keeps what was there. No root needed: nothing answers on the server address and
+/// `connect-retry-max 1` ends the run.
+#[test]
+fn profile_log_file() {
+    let dir = tempdir("logfile");
+    let log = dir.join("client.log");
+    std::fs::write(&log, "earlier line\n").unwrap();
+    for (directive, keeps) in [("log-append", true), ("log", false)] {
+        let profile = write_profile(
+            &dir,
+            &format!("{directive}.ovpn"),
+            &format!(
+                "client\ndev tun\nremote 127.0.0.1 9 udp\nserver-poll-timeout 1\nconnect-retry 1\n\
+                 connect-retry-max 1\nca @CA@\ncert @CERT@\nkey @KEY@\n{directive} {}\n",
+                log.display()
+            ),
+        );
+        let out = Command::new(bin())
+            .args(["connect", &profile.to_string_lossy()])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(!out.status.success(), "{directive}: {stderr}");
+        assert!(
+            text.contains("connecting to 127.0.0.1:9"),
+            "{directive}: {text}"
+        );
+        assert!(
+            !stderr.contains("connecting to"),
+            "{directive}: stderr has the log: {stderr}"
+        );
+        assert_eq!(text.contains("earlier line"), keeps, "{directive}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

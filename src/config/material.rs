@@ -183,7 +183,19 @@ pub(crate) fn check_private_key(bytes: &[u8]) -> Result<(), String> {
 /// decrypted before connecting with the `askpass` password or a prompt.
 pub(crate) fn check_client_private_key(bytes: &[u8]) -> Result<bool, String> {
     let text = String::from_utf8_lossy(bytes);
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+    if let Some(start) = text.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        let body = &text[start + "-----BEGIN ENCRYPTED PRIVATE KEY-----".len()..];
+        let complete = body
+            .find("-----END ENCRYPTED PRIVATE KEY-----")
+            .is_some_and(|end| {
+                let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .is_ok_and(|der| der.first() == Some(&0x30))
+            });
+        if !complete {
+            return Err("the encrypted private key is not a complete PEM block".to_owned());
+        }
         return Ok(true);
     }
     if text.contains("Proc-Type: 4,ENCRYPTED") {

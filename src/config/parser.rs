@@ -506,7 +506,7 @@ impl<'a> Parser<'a> {
             }
             "remote-random-hostname" => {
                 self.nargs(d, 0, 0)?;
-                self.warn(d, "not supported, host names are used as written");
+                self.profile.remote_random_hostname = true;
             }
             "resolv-retry" => self.nargs(d, 1, 1)?,
             "nobind"
@@ -881,7 +881,17 @@ impl<'a> Parser<'a> {
             }
 
             // --- logging, environment, processes ---------------------------------------------
-            "mute" | "log" | "log-append" | "writepid" | "status" | "status-version" | "syslog" => {
+            "log" | "log-append" => {
+                self.nargs(d, 1, 1)?;
+                self.profile.log = Some((PathBuf::from(&a[0]), d.name == "log-append"));
+            }
+            "mute" | "writepid" => {}
+            "status" | "status-version" | "syslog" => {
+                self.warn(
+                    d,
+                    "not supported by the client yet, ignored (use the management interface's \
+                     'status' or 'ferrovpn status'; logs go to stderr or 'log FILE')",
+                );
             }
             "setenv" => {
                 self.nargs(d, 1, 2)?;
@@ -1356,6 +1366,8 @@ fn default_profile(source: &Path) -> Profile {
         auth_nocache: false,
         static_challenge: None,
         auth_retry: AuthRetry::None,
+        remote_random_hostname: false,
+        log: None,
         inactive: None,
         session_timeout: None,
         script_security: 1,

@@ -18,6 +18,9 @@ pub struct Profile {
     pub remotes: Vec<Remote>,
     /// `remote-random`.
     pub remote_random: bool,
+    /// `remote-random-hostname`: a random label is put in front of each remote host name
+    /// (`a3f09c1b2d4e.vpn.example.org`), for servers behind wildcard DNS.
+    pub remote_random_hostname: bool,
     /// `dev` name, if one was given (`tun`, `tun0`, `tap`, `tap3`, `vpn0` with `dev-type`).
     pub dev: Option<String>,
     /// `dev tap` / `dev-type tap`: layer 2, Ethernet frames in the data channel.
@@ -43,6 +46,8 @@ pub struct Profile {
     pub static_challenge: Option<StaticChallenge>,
     /// `auth-retry`: what an `AUTH_FAILED` does.
     pub auth_retry: AuthRetry,
+    /// `log FILE` (false) / `log-append FILE` (true): log there instead of stderr.
+    pub log: Option<(PathBuf, bool)>,
     /// `inactive N [BYTES]`: exit when the tunnel carried fewer than BYTES (default: no byte) in
     /// N seconds.
     pub inactive: Option<(Duration, u64)>,

@@ -377,16 +377,36 @@ async fn ask(text: String, echo: bool) -> Result<String, String> {
         .map_err(|e| e.to_string())?
 }
 
-async fn resolve(remote: &Remote) -> Result<SocketAddr, String> {
+/// `remote-random-hostname`: `host` with a random 12-hex-digit label in front (IP addresses
+/// are left alone), as OpenVPN does for servers behind wildcard DNS.
+fn random_hostname(host: &str, random: &mut dyn FnMut(&mut [u8])) -> String {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return host.to_owned();
+    }
+    let mut b = [0u8; 6];
+    random(&mut b);
+    let label: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{label}.{host}")
+}
+
+async fn resolve(remote: &Remote, random_label: bool) -> Result<SocketAddr, String> {
     let want_v4 = matches!(remote.proto, Proto::Udp4 | Proto::Tcp4);
     let want_v6 = matches!(remote.proto, Proto::Udp6 | Proto::Tcp6);
-    let addrs = tokio::net::lookup_host((remote.host.as_str(), remote.port))
+    let host = if random_label {
+        let rng = system_rng();
+        let name = random_hostname(&remote.host, &mut |b| rng(b));
+        tracing::debug!("remote-random-hostname: resolving {name}");
+        name
+    } else {
+        remote.host.clone()
+    };
+    let addrs = tokio::net::lookup_host((host.as_str(), remote.port))
         .await
-        .map_err(|e| format!("cannot resolve '{}': {e}", remote.host))?;
+        .map_err(|e| format!("cannot resolve '{host}': {e}"))?;
     addrs
         .into_iter()
         .find(|a| (!want_v4 || a.is_ipv4()) && (!want_v6 || a.is_ipv6()))
-        .ok_or_else(|| format!("'{}' has no address of the requested family", remote.host))
+        .ok_or_else(|| format!("'{host}' has no address of the requested family"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -428,7 +448,7 @@ async fn session(
             _ = stop.wait_for(|s| *s) => return (SessionEnd::Stop(Outcome::Stopped), None),
         }
     } else {
-        let addr = match resolve(remote).await {
+        let addr = match resolve(remote, profile.remote_random_hostname).await {
             Ok(a) => a,
             Err(e) => return reconnect(e),
         };
@@ -804,5 +824,27 @@ fn end_of_session(
             },
             token,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::random_hostname;
+
+    #[test]
+    fn random_hostname_prefixes_names_not_addresses() {
+        let mut n = 0u8;
+        let mut fake = |b: &mut [u8]| {
+            for x in b.iter_mut() {
+                n += 1;
+                *x = n;
+            }
+        };
+        assert_eq!(
+            random_hostname("vpn.example.org", &mut fake),
+            "010203040506.vpn.example.org"
+        );
+        assert_eq!(random_hostname("198.18.0.1", &mut fake), "198.18.0.1");
+        assert_eq!(random_hostname("2001:db8::1", &mut fake), "2001:db8::1");
     }
 }

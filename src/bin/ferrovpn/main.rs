@@ -290,6 +290,11 @@ fn profiles_cmd(cmd: ProfilesCmd) -> ExitCode {
 }
 
 fn init_logging(verb: u8) {
+    init_logging_to(verb, None);
+}
+
+/// Logging to stderr, or to the profile's `log FILE` / `log-append FILE`.
+fn init_logging_to(verb: u8, file: Option<std::fs::File>) {
     let level = match verb {
         0 => "error",
         1..=3 => "info",
@@ -303,16 +308,27 @@ fn init_logging(verb: u8) {
     });
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    tracing_subscriber::registry()
+    let registry = tracing_subscriber::registry()
         .with(filter)
-        .with(mgmt_cmd::ring_layer())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_target(false),
-        )
-        .init();
+        .with(mgmt_cmd::ring_layer());
+    match file {
+        Some(f) => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_ansi(false)
+                    .with_target(false),
+            )
+            .init(),
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_target(false),
+            )
+            .init(),
+    }
 }
 
 /// Loads the profile, sets up logging, reads credentials.
@@ -335,7 +351,29 @@ fn prepare(
         tracing::error!("{}: {e}", profile.display());
         return Err(ExitCode::from(2));
     }
-    init_logging(verb.unwrap_or(p.verb.max(1)));
+    let log_file = match &p.log {
+        Some((path, append)) => match std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(*append)
+            .truncate(!*append)
+            .open(path)
+        {
+            Ok(f) => Some(f),
+            Err(e) => {
+                init_logging(1);
+                tracing::error!(
+                    "{}: 'log{}': cannot open {}: {e}",
+                    profile.display(),
+                    if *append { "-append" } else { "" },
+                    path.display()
+                );
+                return Err(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
+    init_logging_to(verb.unwrap_or(p.verb.max(1)), log_file);
     for w in &p.warnings {
         tracing::warn!("{w}");
     }
