@@ -323,3 +323,48 @@ fn profile_log_file() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `status FILE 1`: the client writes OpenVPN 2.6's client statistics file every second (also
+/// while it cannot reach the server) and a last time when it stops.
+#[test]
+fn profile_status_file() {
+    let dir = tempdir("statusfile");
+    let status = dir.join("client.status");
+    let profile = write_profile(
+        &dir,
+        "status.ovpn",
+        &format!(
+            "client\ndev tun\nremote 127.0.0.1 9 udp\nserver-poll-timeout 2\nconnect-retry 1\n\
+             connect-retry-max 1\nca @CA@\ncert @CERT@\nkey @KEY@\nstatus {} 1\n",
+            status.display()
+        ),
+    );
+    let out = Command::new(bin())
+        .args(["connect", &profile.to_string_lossy()])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&status).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"OpenVPN STATISTICS"), "{text}");
+    assert!(lines[1].starts_with("Updated,20"), "{text}");
+    for key in [
+        "TUN/TAP read bytes,",
+        "TUN/TAP write bytes,",
+        "TCP/UDP read bytes,",
+        "TCP/UDP write bytes,",
+        "Auth read bytes,",
+    ] {
+        assert!(lines.iter().any(|l| l.starts_with(key)), "{key}: {text}");
+    }
+    // The hard resets it sent count as link writes.
+    let written: u64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("TCP/UDP write bytes,"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(written > 0, "{text}");
+    assert_eq!(lines.last(), Some(&"END"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -886,11 +886,19 @@ impl<'a> Parser<'a> {
                 self.profile.log = Some((PathBuf::from(&a[0]), d.name == "log-append"));
             }
             "mute" | "writepid" => {}
-            "status" | "status-version" | "syslog" => {
+            "status" => {
+                self.nargs(d, 1, 2)?;
+                let every = match a.get(1) {
+                    Some(n) => self.seconds(d, n)?,
+                    None => Duration::from_secs(60),
+                };
+                self.profile.status = Some((PathBuf::from(&a[0]), every));
+            }
+            "status-version" => {}
+            "syslog" => {
                 self.warn(
                     d,
-                    "not supported by the client yet, ignored (use the management interface's \
-                     'status' or 'ferrovpn status'; logs go to stderr or 'log FILE')",
+                    "not supported by the client yet, ignored (logs go to stderr, or to 'log FILE')",
                 );
             }
             "setenv" => {
@@ -1368,6 +1376,7 @@ fn default_profile(source: &Path) -> Profile {
         auth_retry: AuthRetry::None,
         remote_random_hostname: false,
         log: None,
+        status: None,
         inactive: None,
         session_timeout: None,
         script_security: 1,

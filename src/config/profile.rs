@@ -46,6 +46,8 @@ pub struct Profile {
     pub static_challenge: Option<StaticChallenge>,
     /// `auth-retry`: what an `AUTH_FAILED` does.
     pub auth_retry: AuthRetry,
+    /// `status FILE [SECONDS]`: the client's traffic counters, rewritten every SECONDS (60).
+    pub status: Option<(PathBuf, Duration)>,
     /// `log FILE` (false) / `log-append FILE` (true): log there instead of stderr.
     pub log: Option<(PathBuf, bool)>,
     /// `inactive N [BYTES]`: exit when the tunnel carried fewer than BYTES (default: no byte) in

@@ -175,6 +175,9 @@ pub async fn run_with(
         Err(e) => return Outcome::Failed(format!("{}: {e}", profile.source.display())),
     }
     let mut stop = events.merge_stop(stop);
+    if let Some((path, every)) = profile.status.clone() {
+        tokio::spawn(super::health::client_status_file(path, every, stop.clone()));
+    }
     if !events.hold(0, &mut stop).await && *stop.borrow() {
         events.exiting("SIGTERM").await;
         return Outcome::Stopped;
@@ -530,6 +533,9 @@ async fn session(
                 return reconnect(format!("sending to {addr}: {e}"));
             }
             mev.link_out(out.len());
+            super::health::METRICS
+                .link_write
+                .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         while let Some(ev) = client.poll_event() {
             match ev {
@@ -648,10 +654,14 @@ async fn session(
                             heard = true;
                             mev.state(State::Auth, "");
                         }
+                        let m = &super::health::METRICS;
                         for d in rxq.datagrams() {
                             mev.link_in(d.len());
+                            m.link_read.fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
                             if client.handle_datagram(now, d, &mut pkt) {
                                 moved += pkt.len() as u64;
+                                m.tun_write.fetch_add(pkt.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                                m.auth_read.fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
                                 mev.tun_write(pkt.len(), d.len());
                                 device.push(&pkt).await;
                             }
@@ -670,15 +680,20 @@ async fn session(
                 match r {
                     Ok(n) => {
                         let now = clock::now();
+                        let mut moved_now = 0u64;
                         for i in 0..n {
                             let p = tun_rx.packet_mut(i);
                             moved += p.len() as u64;
+                            moved_now += p.len() as u64;
                             mev.tun_read(p.len());
                             if client.encapsulate(now, p, &mut out) {
                                 txq.push(&out);
                             }
                         }
                         let bytes = txq.bytes();
+                        let m = &super::health::METRICS;
+                        m.link_write.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+                        m.tun_read.fetch_add(moved_now, std::sync::atomic::Ordering::Relaxed);
                         if let Err(e) = transport.send_queue(&mut txq).await {
                             let token = client.auth_token().map(|(_, t)| t.to_owned());
                             return (SessionEnd::Reconnect { reason: format!("sending to {addr}: {e}"), advance: false }, token);

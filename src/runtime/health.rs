@@ -21,6 +21,16 @@ pub struct Metrics {
     pub handshake_ms: AtomicU64,
     /// Packets from the server the client dropped (bad tag, replay, malformed).
     pub dropped: AtomicU64,
+    /// Bytes read from the device (sent into the tunnel).
+    pub tun_read: AtomicU64,
+    /// Bytes written to the device (decrypted).
+    pub tun_write: AtomicU64,
+    /// Bytes received from the server (datagrams).
+    pub link_read: AtomicU64,
+    /// Bytes sent to the server.
+    pub link_write: AtomicU64,
+    /// Bytes of datagrams that authenticated (data packets that decrypted).
+    pub auth_read: AtomicU64,
 }
 
 /// The process-wide counters.
@@ -29,7 +39,56 @@ pub static METRICS: Metrics = Metrics {
     connects: AtomicU64::new(0),
     handshake_ms: AtomicU64::new(0),
     dropped: AtomicU64::new(0),
+    tun_read: AtomicU64::new(0),
+    tun_write: AtomicU64::new(0),
+    link_read: AtomicU64::new(0),
+    link_write: AtomicU64::new(0),
+    auth_read: AtomicU64::new(0),
 };
+
+/// The client's `status FILE` text, in OpenVPN 2.6's client format.
+pub fn client_status_text(updated: &str) -> String {
+    let m = &METRICS;
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    format!(
+        "OpenVPN STATISTICS\nUpdated,{updated}\nTUN/TAP read bytes,{}\nTUN/TAP write bytes,{}\n\
+         TCP/UDP read bytes,{}\nTCP/UDP write bytes,{}\nAuth read bytes,{}\n\
+         pre-compress bytes,0\npost-compress bytes,0\npre-decompress bytes,0\n\
+         post-decompress bytes,0\nEND\n",
+        g(&m.tun_read),
+        g(&m.tun_write),
+        g(&m.link_read),
+        g(&m.link_write),
+        g(&m.auth_read),
+    )
+}
+
+/// Rewrites the client's `status FILE` every `every` (and once more when `stop` turns true).
+pub async fn client_status_file(
+    path: std::path::PathBuf,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let write = |path: &std::path::Path| {
+        let text = client_status_text(&super::server::status::format_local_time(
+            super::clock::wall(),
+        ));
+        let tmp = path.with_extension("tmp");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+            tracing::warn!("status file {}: {e}", path.display());
+        }
+    };
+    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => write(&path),
+            _ = stop.wait_for(|s| *s) => {
+                write(&path);
+                return;
+            }
+        }
+    }
+}
 
 fn render(stack: &Stack, up: bool) -> String {
     let st = stack.stats();
