@@ -454,6 +454,13 @@ impl Lab {
             "table",
             "all",
         ]);
+        // The kernel adds the veth's own IPv6 link-local route (`local fe80::...`) whenever its
+        // duplicate address detection ends, which may be during a test: not the client's doing.
+        let v6: String = v6
+            .lines()
+            .filter(|l| !l.starts_with("local fe80::"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         format!("{v4}{v6}")
     }
 
